@@ -1,0 +1,1 @@
+"""PyTorch helpers: persistence of network classes, misc tensor utilities, training statistics, custom ops."""
