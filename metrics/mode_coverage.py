@@ -1,0 +1,312 @@
+"""Mode-coverage benchmarks that need no downloaded weights (protocols of PacGAN, Lin et al. 2018).
+
+What the generator must produce, for G called as G(z=z, c=c, **G_kwargs) with z ~ N(0, I) of shape [N, G.z_dim]
+(c is left out for generators whose forward has no c; unconditional generators get c of shape [N, 0]):
+
+* `modes_ring8`, `modes_grid25`: any tensor with 2 values per sample (e.g. [N, 2], or [N, 2, 1, 1]), read as points
+  in data coordinates, not in an image range. ring8 has 8 Gaussians at (cos 2 pi i/8, sin 2 pi i/8), std 0.01; grid25
+  has 25 at {-4, -2, 0, 2, 4}^2, std 0.05. Of 2,500 samples, a sample is high quality if it is within 3 std of its
+  nearest mode; a mode is covered if it is the nearest mode of at least one high-quality sample. Reported:
+  `modes_<toy>` (covered modes), `modes_<toy>_hq` (share of high-quality samples) and `modes_<toy>_rkl`
+  (KL(histogram of high-quality samples over the modes || uniform); NaN if no sample is high quality).
+* `modes_stacked_mnist`: images [N, 3, H, W] in [-1, 1] like any image generator; each channel is one MNIST digit.
+  Images are quantised to 8 bits as for the other metrics and, if H, W != 28, resized to 28x28 (bilinear with
+  antialiasing). Each channel is classified by a CNN this module trains on MNIST (>= 99% test accuracy), giving a
+  triple out of 1,000. Of 26,000 samples, reported: `modes_stacked_mnist` (distinct triples) and
+  `modes_stacked_mnist_kl` (KL(triple histogram || uniform over 1,000)).
+
+The classifier is trained once from the MNIST idx files (train-images-idx3-ubyte[.gz] etc.) found in the directory
+given by `calc_metrics.py --mnist=DIR`, `set_mnist_dir()` or `SGSOM_MNIST_DIR`, and cached under
+`<dnnlib cache>/gan-metrics/mnist-classifier-<hash>.pt`, the hash covering the training settings and the data files.
+These metrics run on rank 0 only; the sample counts are small.
+"""
+
+import copy
+import gzip
+import hashlib
+import itertools
+import os
+import struct
+import time
+import uuid
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import dnnlib
+from stylegan_som import legacy
+from . import metric_utils
+
+#----------------------------------------------------------------------------
+# 2-D toys.
+
+def ring8_means():
+    angles = 2 * np.pi * np.arange(8) / 8
+    return np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+def grid25_means():
+    return np.array(list(itertools.product(range(-4, 5, 2), repeat=2)), dtype=np.float64)
+
+TOYS = {
+    'ring8':  dict(means=ring8_means(), std=0.01),
+    'grid25': dict(means=grid25_means(), std=0.05),
+}
+
+def kl_to_uniform(counts):
+    """KL(counts / sum || uniform over len(counts)); NaN for an empty histogram."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.sum() <= 0:
+        return float('nan')
+    p = counts / counts.sum()
+    p = p[p > 0] # 0 log 0 = 0
+    return float(np.sum(p * np.log(p * counts.size)))
+
+def score_points(points, means, std, threshold=3):
+    """Mode coverage of 2-D samples: dict(modes, hq, rkl, counts) as described in the module docstring."""
+    points = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
+    if points.shape[1] != means.shape[1]:
+        raise ValueError(f'Toy samples must have {means.shape[1]} values each, got {points.shape[1]}')
+    dist = np.sqrt(np.square(points[:, None, :] - means[None, :, :]).sum(-1)) / std # [N, K] in units of std
+    nearest = dist.argmin(axis=1)
+    good = dist[np.arange(len(points)), nearest] < threshold
+    counts = np.bincount(nearest[good], minlength=len(means))
+    return dict(modes=int(np.count_nonzero(counts)), hq=float(good.mean()) if len(points) else float('nan'),
+        rkl=kl_to_uniform(counts), counts=counts)
+
+def _generate(opts, num, batch_size, to_numpy):
+    G = copy.deepcopy(opts.G).eval().requires_grad_(False).to(opts.device)
+    dataset = metric_utils.make_dataset_or_none(opts)
+    progress = opts.progress.sub(tag='generator samples', num_items=num)
+    out = []
+    done = 0
+    while done < num:
+        b = min(batch_size, num - done)
+        z = torch.randn([b, G.z_dim], device=opts.device)
+        c = metric_utils.sample_labels(opts, dataset, b)
+        out.append(to_numpy(legacy.run_generator(G, z, c, **opts.G_kwargs)))
+        done += b
+        progress.update(done)
+    return np.concatenate(out)
+
+def compute_toy_modes(opts, toy, num_gen=2500, batch_size=500):
+    """dict(modes, hq, rkl) for samples of opts.G scored against the named toy ('ring8' or 'grid25')."""
+    if opts.rank != 0:
+        return dict(modes=float('nan'), hq=float('nan'), rkl=float('nan'))
+    def to_points(x):
+        x = x.reshape(x.shape[0], -1)
+        if x.shape[1] != 2:
+            raise ValueError(f'modes_{toy} needs a generator of 2-D points, but it outputs {x.shape[1]} values per sample')
+        return x.to(torch.float64).cpu().numpy()
+    points = _generate(opts, num_gen, batch_size, to_points)
+    res = score_points(points, TOYS[toy]['means'], TOYS[toy]['std'])
+    return dict(modes=res['modes'], hq=res['hq'], rkl=res['rkl'])
+
+#----------------------------------------------------------------------------
+# MNIST files.
+
+MNIST_DIR_ENV = 'SGSOM_MNIST_DIR'
+MNIST_FILES = {
+    'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+    'test':  ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
+}
+_mnist_dir = None
+
+def set_mnist_dir(path):
+    global _mnist_dir
+    _mnist_dir = path
+
+def get_mnist_dir():
+    path = _mnist_dir or os.environ.get(MNIST_DIR_ENV)
+    if not path:
+        raise IOError('modes_stacked_mnist trains its digit classifier on the MNIST idx files '
+            '(train-images-idx3-ubyte.gz etc.) and does not know where they are: '
+            f'pass --mnist=DIR to calc_metrics.py or set {MNIST_DIR_ENV}=DIR')
+    if not os.path.isdir(path):
+        raise IOError(f'MNIST directory not found: {path}')
+    return path
+
+def _find_idx_file(mnist_dir, base):
+    for name in (base + '.gz', base):
+        if os.path.isfile(os.path.join(mnist_dir, name)):
+            return os.path.join(mnist_dir, name)
+    raise IOError(f'MNIST file {base}.gz (or {base}) not found in {mnist_dir}')
+
+def read_idx(path):
+    """Array from an idx file (the MNIST format: magic 0 0 <type> <ndim>, big-endian dims, raw data), gzip or not."""
+    opener = gzip.open if path.endswith('.gz') else open
+    try:
+        with opener(path, 'rb') as f:
+            data = f.read()
+        zero, dtype_code, ndim = struct.unpack('>HBB', data[:4])
+        dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: '>i2', 0x0C: '>i4', 0x0D: '>f4', 0x0E: '>f8'}
+        if zero != 0 or dtype_code not in dtypes:
+            raise ValueError('bad magic number')
+        shape = struct.unpack(f'>{ndim}I', data[4 : 4 + 4 * ndim])
+        array = np.frombuffer(data, dtype=dtypes[dtype_code], offset=4 + 4 * ndim).reshape(shape)
+        return array.astype(array.dtype.newbyteorder('=')) # a native, writable copy
+    except Exception as e:
+        raise IOError(f'Not a valid idx file: {path} ({e})') from e
+
+def load_mnist(mnist_dir, split):
+    """(images uint8 [N, 28, 28], labels int64 [N]) of split 'train' or 'test'."""
+    images = read_idx(_find_idx_file(mnist_dir, MNIST_FILES[split][0]))
+    labels = read_idx(_find_idx_file(mnist_dir, MNIST_FILES[split][1])).astype(np.int64)
+    if images.ndim != 3 or labels.shape != images.shape[:1]:
+        raise IOError(f'MNIST {split} files in {mnist_dir} disagree: images {images.shape}, labels {labels.shape}')
+    return images, labels
+
+#----------------------------------------------------------------------------
+# Digit classifier.
+
+class MNISTClassifier(torch.nn.Module):
+    """Small CNN: uint8 or [-1, 1] float images [N, 1, 28, 28] -> logits [N, 10]."""
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.BatchNorm2d(32), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.BatchNorm2d(64), torch.nn.ReLU(), torch.nn.MaxPool2d(2))
+        self.head = torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Dropout(0.25), torch.nn.Linear(64 * 7 * 7, 128), torch.nn.ReLU(),
+            torch.nn.Dropout(0.25), torch.nn.Linear(128, 10))
+
+    def forward(self, x):
+        if x.dtype == torch.uint8:
+            x = x.to(torch.float32) / 127.5 - 1
+        return self.head(self.features(x))
+
+# Bump when the architecture or the training recipe changes, so that old cached weights are not reused.
+CLASSIFIER_VERSION = 1
+DEFAULT_TRAIN_KWARGS = dict(epochs=3, batch_size=128, lr=2e-3, seed=0)
+
+def _augment(x, gen):
+    # Shifts of up to 2 pixels: generated digits are rarely centred as exactly as MNIST's.
+    dx, dy = torch.randint(-2, 3, [2], generator=gen).tolist()
+    return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+
+@torch.no_grad()
+def evaluate_classifier(model, images, labels, batch_size=2000):
+    model.eval()
+    images = torch.as_tensor(images).unsqueeze(1)
+    correct = 0
+    for i in range(0, len(images), batch_size):
+        correct += (model(images[i : i + batch_size]).argmax(1) == torch.as_tensor(labels[i : i + batch_size])).sum().item()
+    return correct / len(images)
+
+def train_mnist_classifier(train_images, train_labels, epochs=3, batch_size=128, lr=2e-3, seed=0, max_steps=None, verbose=False):
+    """Train an MNISTClassifier on uint8 images [N, 28, 28]; deterministic for a given seed. The global RNGs are
+    left untouched (the metrics draw their latents from them)."""
+    images = torch.as_tensor(train_images).unsqueeze(1)
+    labels = torch.as_tensor(train_labels)
+    steps_per_epoch = (len(images) + batch_size - 1) // batch_size
+    total_steps = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        model = MNISTClassifier()
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(total_steps, 1))
+        model.train()
+        step = 0
+        start = time.time()
+        while step < total_steps:
+            perm = torch.randperm(len(images), generator=gen)
+            for i in range(0, len(images), batch_size):
+                if step >= total_steps:
+                    break
+                idx = perm[i : i + batch_size]
+                loss = F.cross_entropy(model(_augment(images[idx], gen)), labels[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+                if verbose and (step % 200 == 0 or step == total_steps):
+                    print(f'mnist classifier     step {step}/{total_steps} loss {loss.item():.4f} '
+                        f'time {dnnlib.util.format_time(time.time() - start)}', flush=True)
+    return model.eval()
+
+def _mnist_classifier_key(mnist_dir, train_kwargs):
+    files = [_find_idx_file(mnist_dir, base) for split in ('train', 'test') for base in MNIST_FILES[split]]
+    data_md5 = [metric_utils._file_md5(f) for f in files]
+    args = dict(version=CLASSIFIER_VERSION, train_kwargs=sorted(train_kwargs.items()), data_md5=data_md5)
+    return hashlib.md5(repr(sorted(args.items())).encode('utf-8')).hexdigest()
+
+_classifier_cache = dict()
+_classifier_override = None
+
+def set_classifier(model):
+    """Use `model` (digits [N, 1, 28, 28] uint8 -> logits [N, 10]) instead of the trained CNN; None restores it."""
+    global _classifier_override
+    _classifier_override = model
+
+def get_mnist_classifier(mnist_dir=None, device=torch.device('cpu'), verbose=False, min_accuracy=0.99, **train_kwargs):
+    """The cached digit classifier, trained first if needed; refuses to cache one below `min_accuracy`."""
+    if _classifier_override is not None:
+        return _classifier_override.to(device)
+    mnist_dir = mnist_dir or get_mnist_dir()
+    train_kwargs = dict(DEFAULT_TRAIN_KWARGS, **train_kwargs)
+    cache_file = dnnlib.make_cache_dir_path('gan-metrics', f'mnist-classifier-{_mnist_classifier_key(mnist_dir, train_kwargs)}.pt')
+    if cache_file not in _classifier_cache:
+        model = MNISTClassifier()
+        if os.path.isfile(cache_file):
+            state = torch.load(cache_file, map_location='cpu')
+            model.load_state_dict(state['model'])
+        else:
+            if verbose:
+                print(f'Training the stacked-MNIST digit classifier on {mnist_dir} (once; cached as {cache_file})...')
+            start = time.time()
+            train_images, train_labels = load_mnist(mnist_dir, 'train')
+            test_images, test_labels = load_mnist(mnist_dir, 'test')
+            model = train_mnist_classifier(train_images, train_labels, verbose=verbose, **train_kwargs)
+            accuracy = evaluate_classifier(model, test_images, test_labels)
+            if verbose:
+                print(f'MNIST test accuracy {accuracy:.4f} after {dnnlib.util.format_time(time.time() - start)}')
+            if accuracy < min_accuracy:
+                raise RuntimeError(f'The stacked-MNIST classifier reached only {accuracy:.2%} test accuracy on {mnist_dir} '
+                    f'(at least {min_accuracy:.0%} needed); not cached')
+            os.makedirs(os.path.dirname(cache_file), exist_ok=True)
+            temp_file = f'{cache_file}.{uuid.uuid4().hex}'
+            torch.save(dict(model=model.state_dict(), test_accuracy=accuracy, train_kwargs=train_kwargs), temp_file)
+            os.replace(temp_file, cache_file)
+        _classifier_cache[cache_file] = model.eval().requires_grad_(False)
+    return _classifier_cache[cache_file].to(device)
+
+#----------------------------------------------------------------------------
+# Stacked MNIST.
+
+STACKED_MNIST_MODES = 1000
+
+def to_uint8_digits(images):
+    """Generator images [N, 3, H, W] in [-1, 1] -> uint8 digits [N * 3, 1, 28, 28], one per channel."""
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f'modes_stacked_mnist needs images of shape [N, 3, H, W], got {list(images.shape)}')
+    if images.dtype != torch.uint8:
+        images = (images * 127.5 + 128).clamp(0, 255).to(torch.uint8) # quantise like saved samples
+    if images.shape[2:] != (28, 28):
+        images = F.interpolate(images.to(torch.float32), size=(28, 28), mode='bilinear', align_corners=False, antialias=True)
+        images = images.round().clamp(0, 255).to(torch.uint8)
+    return images.reshape(-1, 1, 28, 28)
+
+@torch.no_grad()
+def classify_stacked(images, classifier, batch_size=1024):
+    """Triples 100 * d0 + 10 * d1 + d2 (channel 0 gives the hundreds) for images [N, 3, H, W]; int64 array [N]."""
+    digits = to_uint8_digits(torch.as_tensor(images))
+    device = next(iter(classifier.parameters()), torch.empty(0)).device
+    labels = torch.cat([classifier(digits[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(digits), batch_size)])
+    labels = labels.reshape(-1, 3).numpy().astype(np.int64)
+    return labels[:, 0] * 100 + labels[:, 1] * 10 + labels[:, 2]
+
+def score_triples(triples, num_modes=STACKED_MNIST_MODES):
+    """(number of distinct triples, KL(triple histogram || uniform over num_modes))."""
+    counts = np.bincount(np.asarray(triples, dtype=np.int64), minlength=num_modes)
+    return int(np.count_nonzero(counts)), kl_to_uniform(counts)
+
+def compute_stacked_mnist_modes(opts, num_gen=26000, batch_size=256):
+    if opts.rank != 0:
+        return float('nan'), float('nan')
+    classifier = get_mnist_classifier(device=opts.device, verbose=opts.progress.verbose)
+    triples = _generate(opts, num_gen, batch_size, lambda x: classify_stacked(x, classifier))
+    return score_triples(triples)
+
+#----------------------------------------------------------------------------
