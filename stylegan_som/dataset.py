@@ -1,28 +1,26 @@
-"""Image datasets with the interface of StyleGAN2-ADA's `training.dataset`.
+"""Image datasets with the interface of StyleGAN2-ADA's `training.dataset`, and the `--data` hook of train.py.
 
-`ImageFolderDataset(path)` reads a directory of images or a zip made by upstream's dataset_tool.py (optional
-`dataset.json` with `{"labels": [[fname, label], ...]}`). Items are `(uint8 CHW ndarray, label)`; labels are
-one-hot float32 for integer labels. `max_size` takes a fixed random subset (seed `random_seed`) and `xflip` doubles
-the dataset with mirrored copies, in that order, as upstream does, so the same kwargs select the same images.
+`ImageFolderDataset(path)` keeps upstream's name and arguments but reads every source in `dataset_sources`: a folder
+or zip in upstream's dataset_tool layout (labels in dataset.json), class-folder trees, tars, the CIFAR-10 python
+tarball and MNIST idx files. Items are `(uint8 CHW ndarray, label)`; integer labels come out one-hot float32.
+`max_size` takes a fixed random subset (seed `random_seed`) and `xflip` then doubles the dataset with mirrored
+copies, exactly as upstream, so the same kwargs select the same images.
+
+`dataset_kwargs_from_data(data, cfg)` turns train.py's `--data` into recorded kwargs, checking every image once.
 """
 
 import json
 import os
-import zipfile
 
 import numpy as np
-import PIL.Image
 import torch
 
 import dnnlib
 
-try:
-    import pyspng # optional fast PNG decoder
-except ImportError:
-    pyspng = None
+from . import dataset_sources
+from .dataset_sources import DatasetError # re-exported: callers catch it from here
 
 #----------------------------------------------------------------------------
-
 class Dataset(torch.utils.data.Dataset):
     def __init__(self,
         name,                   # Dataset name (used in cache file names).
@@ -55,9 +53,9 @@ class Dataset(torch.utils.data.Dataset):
             if labels is None:
                 labels = np.zeros([self._raw_shape[0], 0], dtype=np.float32)
             if labels.shape[0] != self._raw_shape[0]:
-                raise ValueError(f'{self._name}: {labels.shape[0]} labels for {self._raw_shape[0]} images')
+                raise DatasetError(f'{self._name}: {labels.shape[0]} labels for {self._raw_shape[0]} images')
             if labels.dtype == np.int64 and (labels.ndim != 1 or np.any(labels < 0)):
-                raise ValueError(f'{self._name}: integer labels must be a flat list of non-negative class indices')
+                raise DatasetError(f'{self._name}: integer labels must be a flat list of non-negative class indices')
             self._raw_labels = labels
         return self._raw_labels
 
@@ -85,7 +83,7 @@ class Dataset(torch.utils.data.Dataset):
     def __getitem__(self, idx):
         image = self._load_raw_image(self._raw_idx[idx])
         if list(image.shape) != self.image_shape or image.dtype != np.uint8:
-            raise ValueError(f'{self._name}: item {idx} is {image.dtype} {list(image.shape)}, '
+            raise DatasetError(f'{self._name}: item {idx} is {image.dtype} {list(image.shape)}, '
                 f'expected uint8 {self.image_shape} like the first image')
         if self._xflip[idx]:
             image = image[:, :, ::-1]
@@ -149,93 +147,129 @@ class Dataset(torch.utils.data.Dataset):
 
 class ImageFolderDataset(Dataset):
     def __init__(self,
-        path,                   # Directory or .zip of images.
+        path,                   # Folder, .zip, .tar[.gz], cifar-10-python.tar.gz or MNIST idx files.
         resolution      = None, # Required resolution; None = whatever the images are.
+        idx_resolution  = 32,   # MNIST idx files only: zero-pad the digits to this size; None = as stored.
         **super_kwargs,         # max_size, use_labels, xflip, random_seed.
     ):
         self._path = path
-        self._zipfile = None
-
-        if os.path.isdir(path):
-            self._type = 'dir'
-            self._all_fnames = {os.path.relpath(os.path.join(root, fname), start=path)
-                for root, _dirs, files in os.walk(path) for fname in files}
-        elif self._file_ext(path) == '.zip' and os.path.isfile(path):
-            self._type = 'zip'
-            self._all_fnames = set(self._get_zipfile().namelist())
-        elif not os.path.exists(path):
-            raise IOError(f'Dataset not found: {path}')
-        else:
-            raise IOError(f'Dataset must be a directory or a .zip file: {path}')
-
-        PIL.Image.init()
-        self._image_fnames = sorted(f for f in self._all_fnames if self._file_ext(f) in PIL.Image.EXTENSION)
-        if len(self._image_fnames) == 0:
-            raise IOError(f'No image files found in dataset: {path}')
-
-        name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
-        raw_shape = [len(self._image_fnames)] + list(self._load_raw_image(0).shape)
+        self._source = dataset_sources.open_source(path, idx_resolution=idx_resolution)
+        self._type = self._source.kind
+        raw_shape = [len(self._source)] + list(self._load_raw_image(0).shape)
         if resolution is not None and (raw_shape[2] != resolution or raw_shape[3] != resolution):
-            raise IOError(f'Dataset {path} has {raw_shape[3]}x{raw_shape[2]} images, expected {resolution}x{resolution}')
-        super().__init__(name=name, raw_shape=raw_shape, **super_kwargs)
+            raise DatasetError(f'Dataset {path} has {raw_shape[3]}x{raw_shape[2]} images, '
+                f'expected {resolution}x{resolution}')
+        super().__init__(name=self._source.name, raw_shape=raw_shape, **super_kwargs)
 
-    @staticmethod
-    def _file_ext(fname):
-        return os.path.splitext(fname)[1].lower()
+    @property
+    def path(self):
+        return self._path
 
-    def _get_zipfile(self):
-        assert self._type == 'zip'
-        if self._zipfile is None:
-            self._zipfile = zipfile.ZipFile(self._path)
-        return self._zipfile
+    @property
+    def class_names(self): # names of the integer labels when known (class folders, CIFAR-10), else None
+        self._get_raw_labels()
+        return self._source.class_names
 
-    def _open_file(self, fname):
-        if self._type == 'dir':
-            return open(os.path.join(self._path, fname), 'rb')
-        return self._get_zipfile().open(fname, 'r')
+    def item_name(self, raw_idx): # the file (or archive member) behind a raw index, for messages
+        return self._source.item_name(raw_idx)
 
     def close(self):
-        try:
-            if self._zipfile is not None:
-                self._zipfile.close()
-        finally:
-            self._zipfile = None
-
-    def __getstate__(self):
-        return dict(super().__getstate__(), _zipfile=None) # each worker reopens the zip
+        source = getattr(self, '_source', None)
+        if source is not None:
+            source.close()
 
     def _load_raw_image(self, raw_idx):
-        fname = self._image_fnames[raw_idx]
-        try:
-            with self._open_file(fname) as f:
-                if pyspng is not None and self._file_ext(fname) == '.png':
-                    image = pyspng.load(f.read())
-                else:
-                    image = np.array(PIL.Image.open(f))
-        except Exception as e:
-            raise IOError(f'Cannot read image {fname} in dataset {self._path}: {e}') from e
-        if image.ndim == 2:
-            image = image[:, :, np.newaxis] # greyscale HW -> HWC
-        return image.transpose(2, 0, 1) # HWC -> CHW
+        image = self._source.load(raw_idx).transpose(2, 0, 1) # HWC -> CHW
+        if hasattr(self, '_raw_shape') and list(image.shape) != self._raw_shape[1:]:
+            h, w = self._raw_shape[2:]
+            raise DatasetError(f'{self.item_name(raw_idx)} is {image.shape[2]}x{image.shape[1]} with '
+                f'{image.shape[0]} channel(s), but the dataset\'s first image is {w}x{h} with {self._raw_shape[1]}; '
+                f'all images must match (python -m stylegan_som.dataset_tool --width/--height can resize them)')
+        return image
 
     def _load_raw_labels(self):
-        fname = 'dataset.json'
-        if fname not in self._all_fnames:
-            return None
+        return self._source.labels()
+
+#----------------------------------------------------------------------------
+# train.py's --data hook.
+
+def check_images(dataset, verbose=False):
+    """Read every image header once: corrupt files, mixed sizes and channel counts fail here, naming the file,
+    instead of in a data-loader worker hours into training (about 50 us per image; a passed archive is remembered
+    in the cache by path, size and mtime). Truncated pixel data still shows only when an image is loaded."""
+    from tqdm import tqdm
+    source = dataset._source
+    if source.uniform:
+        return
+    fingerprint = source.fingerprint()
+    marker = dnnlib.make_cache_dir_path('datasets', 'checked', f'{fingerprint}.json') if fingerprint else None
+    if marker is not None and os.path.isfile(marker):
+        return
+    first = source.header(0)
+    for idx in tqdm(range(len(source)), desc='Checking images', unit='img', leave=False,
+            disable=not verbose or len(source) < 10000, mininterval=1):
+        w, h, c = source.header(idx)
+        if (w, h, c) != first:
+            raise DatasetError(f'Mixed image sizes: {source.item_name(idx)} is {w}x{h} with {c} channel(s), but '
+                f'{source.item_name(0)} is {first[0]}x{first[1]} with {first[2]}; all images must match '
+                f'(python -m stylegan_som.dataset_tool --width/--height can resize them)')
+    if marker is not None:
         try:
-            with self._open_file(fname) as f:
-                labels = json.load(f)['labels']
-        except Exception as e:
-            raise IOError(f'Cannot read labels from {fname} in dataset {self._path}: {e}') from e
-        if labels is None:
-            return None
-        labels = dict(labels)
-        missing = [f for f in self._image_fnames if f.replace('\\', '/') not in labels]
-        if missing:
-            raise IOError(f'{fname} in dataset {self._path} has no label for {missing[0]} ({len(missing)} missing)')
-        labels = np.array([labels[f.replace('\\', '/')] for f in self._image_fnames])
-        if labels.ndim not in (1, 2):
-            raise IOError(f'{fname} in dataset {self._path}: labels must be integers or flat vectors')
-        return labels.astype({1: np.int64, 2: np.float32}[labels.ndim])
+            os.makedirs(os.path.dirname(marker), exist_ok=True)
+            with open(marker, 'w') as f:
+                json.dump(dict(path=os.path.abspath(source.path), num_images=len(source), shape=first), f)
+        except OSError:
+            pass # only a shortcut for next time
+
+def dataset_kwargs_from_data(data, cfg=None, *, require_labels=False, check=True, require_pow2=True, verbose=True,
+        **dataset_opts):
+    """Resolve train.py's --data (and --cfg, for the built-in dataset) to ImageFolderDataset kwargs.
+
+    data: a path (see dataset_sources), a built-in name ('cifar10'), or None/'' = the built-in dataset of the
+    config (only --cfg=cifar has one: CIFAR-10, downloaded once into the cache).
+    Returns (kwargs, name): kwargs for dnnlib.util.construct_class_by_name with class_name, path, use_labels
+    (= the dataset has labels), max_size (= its size), xflip=False and resolution, plus any `dataset_opts`
+    (e.g. idx_resolution); name is the dataset's short name for the run directory.
+    `dataset_opts` are further ImageFolderDataset arguments (idx_resolution, random_seed); the kwargs this
+    function manages cannot be among them. require_labels=True (for --cond=1) fails when there are no labels;
+    check=False skips the per-image header check; require_pow2=False allows e.g. 28x28 for small networks.
+    Every problem raises one DatasetError whose message names the file, folder or flag."""
+    from . import datasets_builtin
+    managed = sorted(set(dataset_opts) & {'path', 'use_labels', 'max_size', 'xflip', 'resolution', 'class_name'})
+    if managed:
+        raise TypeError(f'dataset_kwargs_from_data: {", ".join(managed)} cannot be given; it sets them itself')
+    if data is None or str(data) == '':
+        if cfg != 'cifar':
+            raise DatasetError(f'no dataset given: --data must be {dataset_sources.SUPPORTED}; only --cfg=cifar '
+                f'has a built-in dataset (CIFAR-10)')
+        data = 'cifar10'
+    data = os.path.expanduser(str(data))
+    if data in datasets_builtin.BUILTIN and not os.path.exists(data):
+        path = datasets_builtin.BUILTIN[data](verbose=verbose)
+    else:
+        path = data
+
+    dataset = ImageFolderDataset(path=path, use_labels=True, **dataset_opts)
+    try:
+        if check:
+            check_images(dataset, verbose=verbose)
+        _c, h, w = dataset.image_shape
+        if w != h:
+            raise DatasetError(f'Images must be square, but {dataset.item_name(0)} is {w}x{h}; crop them with '
+                f'python -m stylegan_som.dataset_tool --source={path} --dest=DATASET.zip --transform=center-crop '
+                f'--width=N --height=N')
+        if require_pow2 and (w < 4 or w & (w - 1)):
+            raise DatasetError(f'{path}: the images are {w}x{h}, but the networks need a power-of-two resolution '
+                f'(4, 8, ..., 1024); resize them with python -m stylegan_som.dataset_tool --width=N --height=N')
+        if require_labels and not dataset.has_labels:
+            raise DatasetError(f'--cond=1 needs labels, but {path} has none: give a dataset.json with "labels" '
+                f'(upstream dataset_tool layout) or sort the images into one folder per class')
+        if verbose and dataset._source.note:
+            print(f'Dataset {path}: {dataset._source.note}')
+        kwargs = dnnlib.EasyDict(class_name='stylegan_som.dataset.ImageFolderDataset', path=path,
+            use_labels=dataset.has_labels, max_size=len(dataset), xflip=False, resolution=w, **dataset_opts)
+        return kwargs, dataset.name
+    finally:
+        dataset.close()
 
 #----------------------------------------------------------------------------
