@@ -178,6 +178,11 @@ def modes_grid25(opts):
     r = mode_coverage.compute_toy_modes(opts, 'grid25', num_gen=_cap(opts, 2500))
     return dict(modes_grid25=r['modes'], modes_grid25_hq=r['hq'], modes_grid25_rkl=r['rkl'])
 
+@_register(data=False)
+def modes_discs8(opts):
+    r = mode_coverage.compute_discs8_modes(opts, num_gen=_cap(opts, 2500))
+    return dict(modes_discs8=r['modes'], modes_discs8_hq=r['hq'], modes_discs8_rkl=r['rkl'])
+
 @_register(data=False, mnist=True)
 def modes_stacked_mnist(opts):
     modes, kl = mode_coverage.compute_stacked_mnist_modes(opts, num_gen=_cap(opts, 26000))

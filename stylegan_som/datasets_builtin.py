@@ -1,12 +1,25 @@
-"""Built-in datasets: fetched once into the dnnlib cache, then read from there.
+"""Built-in datasets: made or fetched once into the dnnlib cache, then read from there (`--data=<name>`).
 
-CIFAR-10 comes from its official python tarball (the one upstream's dataset_tool reads). `cifar10_path()` returns
-the cached tarball, downloading it first if needed, with a progress bar and an md5 check. For tests and mirrors the
-source can be replaced with the environment variables below (any http(s):// or file:// URL or plain path).
+`cifar10`: CIFAR-10 comes from its official python tarball (the one upstream's dataset_tool reads). `cifar10_path()`
+returns the cached tarball, downloading it first if needed, with a progress bar and an md5 check. For tests and
+mirrors the source can be replaced with the environment variables below (any http(s):// or file:// URL or plain path).
+
+`discs8`: a small multi-modal image set drawn here, with no download, for CPU demos of mode coverage (scored by
+the `modes_discs8` metric). 8,000 RGB images of 32x32 (1,000 per mode), each one disc on a black background. The
+8 modes are 8 fully saturated colours with hues 0, 45, ..., 315 degrees (`DISCS8_PALETTE`, names in
+`DISCS8_CLASSES`); within a mode the disc's centre is jittered uniformly by up to 3 pixels in x and y from the image
+centre and its radius is uniform in [6, 9] pixels; the edge is a 2-pixel linear ramp. The set is fixed (seed 0).
+`discs8_path()` writes it on first use (about 2 s, 4 MB) as a zip in upstream's dataset_tool layout (labels = mode index
+in dataset.json, so --cond=1 works too) under `<cache>/datasets/discs8-v<DISCS8_VERSION>/discs8.zip`, through a
+temporary file and a rename; a change to the drawing bumps DISCS8_VERSION so that old copies are not reused.
 """
 
 import hashlib
+import io
+import json
 import os
+
+import numpy as np
 
 import dnnlib
 
@@ -38,7 +51,79 @@ def cifar10_path(verbose=True, url=None, md5=None):
     download(url, dest, md5, what='CIFAR-10', verbose=verbose)
     return dest
 
-BUILTIN = {'cifar10': cifar10_path} # names accepted by --data (and the default of --cfg=cifar)
+#----------------------------------------------------------------------------
+# discs8.
+
+DISCS8_VERSION = 1 # bump on any change to what discs8_images() draws
+DISCS8_RES = 32
+DISCS8_PER_MODE = 1000
+DISCS8_SEED = 0
+DISCS8_CENTER_JITTER = 3.0 # pixels, uniform in [-j, j] on each axis
+DISCS8_RADIUS = (6.0, 9.0) # pixels, uniform
+DISCS8_EDGE = 2.0 # width of the linear alpha ramp across the rim, pixels
+DISCS8_CLASSES = ['red', 'orange', 'chartreuse', 'spring-green', 'cyan', 'azure', 'violet', 'rose']
+
+def _hue_to_rgb(hue_deg):
+    # Full saturation and value: each channel is a clipped triangle wave over the hue circle.
+    h = (hue_deg / 60.0 + np.array([0.0, 4.0, 2.0])) % 6.0 # phase of R, G, B
+    return np.clip(np.abs(h - 3.0) - 1.0, 0.0, 1.0)
+
+DISCS8_PALETTE = np.round(np.stack([_hue_to_rgb(45.0 * k) for k in range(8)]) * 255).astype(np.uint8) # [8, 3]
+
+def discs8_images(labels, seed=DISCS8_SEED, res=DISCS8_RES):
+    """Draw one disc per label (mode index 0..7): uint8 array [N, res, res, 3] (HWC, as dataset sources hold
+    images). Deterministic for a given seed and label list."""
+    labels = np.asarray(labels, dtype=np.int64)
+    rnd = np.random.RandomState(seed)
+    n = len(labels)
+    cx, cy = (res - 1) / 2 + rnd.uniform(-DISCS8_CENTER_JITTER, DISCS8_CENTER_JITTER, [2, n, 1, 1])
+    radius = rnd.uniform(*DISCS8_RADIUS, [n, 1, 1])
+    y, x = np.mgrid[:res, :res].astype(np.float64)
+    dist = np.sqrt(np.square(x - cx) + np.square(y - cy)) # [N, res, res], pixel centres
+    alpha = np.clip((radius - dist) / DISCS8_EDGE + 0.5, 0.0, 1.0)
+    colour = DISCS8_PALETTE[labels].astype(np.float64)[:, None, None, :]
+    return np.round(alpha[..., None] * colour).astype(np.uint8)
+
+def discs8_labels(per_mode=DISCS8_PER_MODE, seed=DISCS8_SEED):
+    # Modes in shuffled order, so that any prefix (e.g. --subset) is balanced on average.
+    return np.random.RandomState(seed + 1).permutation(np.arange(8 * per_mode) % 8)
+
+def write_discs8(dest, per_mode=DISCS8_PER_MODE, seed=DISCS8_SEED):
+    """Write discs8 to the zip `dest` in upstream's dataset_tool layout, atomically (temporary file + rename)."""
+    import PIL.Image
+    from .dataset_tool import _ZipDest # its temp-file-then-rename writer
+    labels = discs8_labels(per_mode, seed)
+    images = discs8_images(labels, seed)
+    out = _ZipDest(dest)
+    ok = False
+    try:
+        meta = []
+        for idx, (img, label) in enumerate(zip(images, labels)):
+            name = f'{idx // 1000:05d}/img{idx:08d}.png'
+            buf = io.BytesIO()
+            PIL.Image.fromarray(img).save(buf, format='png', compress_level=1) # mostly black: 1/6 the size, as fast
+            out.write(name, buf.getvalue())
+            meta.append([name, int(label)])
+        out.write('dataset.json', json.dumps(dict(labels=meta, class_names=DISCS8_CLASSES)))
+        ok = True
+    finally:
+        out.finish(ok)
+
+def discs8_cache_path():
+    return dnnlib.make_cache_dir_path('datasets', f'discs8-v{DISCS8_VERSION}', 'discs8.zip')
+
+def discs8_path(verbose=True):
+    """Local path of the discs8 zip; drawn into the cache on first use (about a second)."""
+    dest = discs8_cache_path()
+    if not os.path.isfile(dest):
+        if verbose:
+            print(f'Drawing the built-in dataset discs8 into {dest}...')
+        write_discs8(dest)
+    return dest
+
+#----------------------------------------------------------------------------
+
+BUILTIN = {'cifar10': cifar10_path, 'discs8': discs8_path} # names accepted by --data (and the default of --cfg=cifar)
 
 #----------------------------------------------------------------------------
 

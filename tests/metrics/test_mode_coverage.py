@@ -209,3 +209,100 @@ def test_training_leaves_global_rng_alone(fake_mnist):
     torch.testing.assert_close(torch.rand(3), expected)
 
 #----------------------------------------------------------------------------
+# discs8: real images, hand-drawn images (PIL, hard edges: an independent drawing) and generators.
+
+from stylegan_som import datasets_builtin as db
+
+def _real_discs8(labels):
+    return torch.from_numpy(db.discs8_images(labels)).permute(0, 3, 1, 2) # uint8 NCHW
+
+def _drawn(shapes, background=(0, 0, 0)):
+    """uint8 [N, 3, 32, 32]; shapes: one list per image of (colour, (x0, y0, x1, y1)) ellipses, drawn with PIL."""
+    import PIL.Image
+    import PIL.ImageDraw
+    out = []
+    for ellipses in shapes:
+        img = PIL.Image.new('RGB', (32, 32), tuple(background))
+        draw = PIL.ImageDraw.Draw(img)
+        for colour, box in ellipses:
+            draw.ellipse(box, fill=tuple(int(v) for v in colour))
+        out.append(np.asarray(img).transpose(2, 0, 1))
+    return torch.from_numpy(np.stack(out))
+
+def test_discs8_real_images():
+    labels = np.arange(800) % 8
+    r = mc.score_discs8(_real_discs8(labels))
+    assert r['modes'] == 8 and r['hq'] == 1 and r['rkl'] == pytest.approx(0, abs=1e-12)
+    np.testing.assert_array_equal(mc.read_discs8(_real_discs8(labels))['mode'], labels)
+    r = mc.score_discs8(_real_discs8(np.full(50, 5)))
+    assert r['modes'] == 1 and r['hq'] == 1 and r['rkl'] == pytest.approx(math.log(8))
+    assert list(r['counts']) == [0, 0, 0, 0, 0, 50, 0, 0]
+    # Float images in [-1, 1] are quantised first: same readings.
+    real = _real_discs8(labels[:16])
+    as_float = real.to(torch.float32) / 127.5 - 1
+    np.testing.assert_array_equal(mc.read_discs8(as_float)['hq'], mc.read_discs8(real)['hq'])
+
+def test_discs8_noise_and_blank_are_not_high_quality():
+    torch.manual_seed(0)
+    for images in (torch.rand([200, 3, 32, 32]) * 2 - 1, torch.randn([200, 3, 32, 32]) * 0.3 - 0.7,
+            torch.full([4, 3, 32, 32], -1.0), torch.zeros([4, 3, 32, 32]), torch.ones([4, 3, 32, 32])):
+        r = mc.score_discs8(images)
+        assert r['hq'] == 0 and r['modes'] == 0 and math.isnan(r['rkl'])
+
+def test_discs8_rules_one_by_one():
+    pal = db.DISCS8_PALETTE.astype(np.int64)
+    box = (8, 8, 23, 23) # a centred disc of radius 7.5
+    good = [[(pal[k], box)] for k in range(8)]
+    near = [[(np.where(pal[k] == 255, 255, pal[k] + 30), box)] for k in range(8)] # off by 30 or 42, < 48
+    read = mc.read_discs8(_drawn(good + near))
+    assert read['hq'].all() and list(read['mode']) == list(range(8)) * 2
+
+    mixed = (pal[0] + pal[1]) // 2 # halfway between red and orange: ambiguous colour
+    bad = [
+        [(mixed, box)],                                         # colour
+        [((255, 200, 200), box)],                               # colour: washed out
+        [(pal[2], (13, 13, 18, 18))],                           # size: radius 3
+        [(pal[2], (2, 2, 29, 29))],                             # size: radius 14
+        [(pal[3], (3, 11, 28, 20))],                            # shape: ellipse 25 x 9
+        [(pal[4], (2, 10, 12, 20)), (pal[4], (19, 10, 29, 20))], # shape: two discs
+        [(pal[4], (4, 10, 14, 20)), (pal[5], (17, 10, 27, 20))], # shape and colour: two colours
+    ]
+    read = mc.read_discs8(_drawn(bad))
+    assert not read['hq'].any()
+    assert read['colour_dist'][0] > 48 and read['roundness'][4] < 0.85 and read['roundness'][5] < 0.85
+    assert read['radius'][2] < 5 and read['radius'][3] > 10
+
+    on_grey = mc.read_discs8(_drawn([[(pal[6], box)]], background=(60, 60, 60)))
+    assert not on_grey['hq'][0] and on_grey['background'][0] > 32
+
+    # Half of the disc darker but still above the disc level: hue decides, so it stays high quality.
+    dim = [[(pal[7], box), (pal[7] * 0.6, (8, 16, 23, 23))]]
+    assert mc.read_discs8(_drawn(dim))['hq'][0]
+
+def test_discs8_rejects_other_shapes():
+    with pytest.raises(ValueError, match=r'\[N, 3, 32, 32\]'):
+        mc.read_discs8(torch.zeros([2, 3, 28, 28]))
+    with pytest.raises(ValueError, match=r'\[N, 3, 32, 32\]'):
+        mc.read_discs8(torch.zeros([2, 2]))
+
+class DiscsG(torch.nn.Module):
+    """Draws discs8 images of mode floor(Phi(z0) * 8) (or always `only`); outputs [N, 3, 32, 32] in [-1, 1]."""
+    def __init__(self, only=None):
+        super().__init__()
+        self.z_dim, self.c_dim, self.only = 4, 0, only
+
+    def forward(self, z, c):
+        k = (torch.special.ndtr(z[:, 0]) * 8).long().clamp(0, 7) if self.only is None else torch.full([len(z)], self.only)
+        images = db.discs8_images(k.numpy(), seed=int(torch.randint(1 << 30, []))) # fresh jitter per batch
+        return torch.from_numpy(images).permute(0, 3, 1, 2).to(torch.float32) / 127.5 - 1
+
+def test_discs8_through_registry():
+    torch.manual_seed(0)
+    res = metric_main.calc_metric('modes_discs8', G=DiscsG(), device='cpu', max_items=400)
+    assert set(res.results) == {'modes_discs8', 'modes_discs8_hq', 'modes_discs8_rkl'}
+    assert res.results.modes_discs8 == 8 and res.results.modes_discs8_hq == 1 and res.results.modes_discs8_rkl < 0.05
+    res = metric_main.calc_metric('modes_discs8', G=DiscsG(only=2), device='cpu', max_items=100).results
+    assert res.modes_discs8 == 1 and res.modes_discs8_rkl == pytest.approx(math.log(8))
+    assert not metric_main.get_metric_needs('modes_discs8').data
+
+#----------------------------------------------------------------------------

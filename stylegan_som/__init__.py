@@ -1,0 +1,1 @@
+"""stylegan-som: StyleGAN2-ADA with self-organising multi-head discriminators."""

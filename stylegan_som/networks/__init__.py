@@ -1,0 +1,1 @@
+"""Network backbones. Each module is self-contained: persistent classes whose source travels in pickles."""

@@ -1,0 +1,612 @@
+"""The main training loop: StyleGAN2-ADA's phases, EMA, ADA, ticks, snapshots and metrics, plus a training
+state in every snapshot so that a killed run resumes on exactly the same trajectory.
+
+Randomness is tied to the position in training rather than to one long RNG stream: the data order is a
+function of (seed, image index), and every (step, phase, accumulation round) draws its latents, labels, noise
+inputs and augmentations from a generator seeded with (seed, step, phase, global round). A resumed run
+therefore sees the same numbers as an uninterrupted one, and N processes with batch B/N per process see the
+same numbers as one process with B/N per accumulation round."""
+
+import copy
+import json
+import os
+import time
+
+import numpy as np
+import PIL.Image
+import psutil
+import torch
+
+import dnnlib
+from torch_utils import misc
+from torch_utils import training_stats
+from torch_utils.ops import conv2d_gradfix
+from torch_utils.ops import grid_sample_gradfix
+
+from . import snapshot as snapshot_lib
+
+#----------------------------------------------------------------------------
+# Snapshot image grid.
+
+def setup_snapshot_image_grid(training_set, random_seed=0):
+    """Pick the images for reals.png: about 8K x 4K pixels; one row per class for labelled data."""
+    rnd = np.random.RandomState(random_seed)
+    gw = int(np.clip(7680 // training_set.image_shape[2], 7, 32))
+    gh = int(np.clip(4320 // training_set.image_shape[1], 4, 32))
+
+    if not training_set.has_labels:
+        order = np.arange(len(training_set))
+        rnd.shuffle(order)
+        grid_indices = [int(order[i % len(order)]) for i in range(gw * gh)]
+    else:
+        groups = dict() # label tuple -> dataset indices
+        for idx in range(len(training_set)):
+            key = tuple(training_set.get_details(idx).raw_label.flat[::-1])
+            groups.setdefault(key, []).append(idx)
+        keys = sorted(groups.keys())
+        for key in keys:
+            rnd.shuffle(groups[key])
+        grid_indices = []
+        for y in range(gh):
+            key = keys[y % len(keys)]
+            members = groups[key]
+            grid_indices += [members[x % len(members)] for x in range(gw)]
+            groups[key] = [members[(i + gw) % len(members)] for i in range(len(members))] # next row of this class
+
+    images, labels = zip(*[training_set[i] for i in grid_indices])
+    return (gw, gh), np.stack(images), np.stack(labels)
+
+def save_image_grid(img, fname, drange, grid_size):
+    lo, hi = drange
+    img = np.asarray(img, dtype=np.float32)
+    img = np.rint((img - lo) * (255 / (hi - lo))).clip(0, 255).astype(np.uint8)
+    gw, gh = grid_size
+    _n, C, H, W = img.shape
+    img = img.reshape(gh, gw, C, H, W).transpose(0, 3, 1, 4, 2).reshape(gh * H, gw * W, C)
+    if C not in (1, 3):
+        raise ValueError(f'save_image_grid: expected 1 or 3 channels, got {C}')
+    PIL.Image.fromarray(img[:, :, 0] if C == 1 else img, 'L' if C == 1 else 'RGB').save(fname)
+
+#----------------------------------------------------------------------------
+# Data order and per-step randomness.
+
+class ResumableSampler(torch.utils.data.Sampler):
+    """Endless shuffled stream of dataset indices that can start at any step in O(1).
+
+    The global stream is one fresh permutation per pass over the dataset, seeded by (seed, pass). Step t uses
+    global items [t*B, (t+1)*B); rank r takes the contiguous slice r*B/N ... (r+1)*B/N of it, so each rank's
+    accumulation rounds line up with those of a single process that runs the whole batch in rounds."""
+
+    def __init__(self, dataset_size, batch_size, rank=0, num_replicas=1, seed=0, start_step=0):
+        super().__init__()
+        if dataset_size <= 0:
+            raise ValueError('ResumableSampler: the dataset is empty')
+        if batch_size % num_replicas != 0:
+            raise ValueError(f'batch size {batch_size} is not divisible by {num_replicas} processes')
+        self.dataset_size = dataset_size
+        self.batch_size = batch_size
+        self.rank = rank
+        self.num_replicas = num_replicas
+        self.seed = seed
+        self.start_step = start_step
+
+    def _permutation(self, epoch):
+        return np.random.default_rng([self.seed, epoch]).permutation(self.dataset_size)
+
+    def __iter__(self):
+        per_rank = self.batch_size // self.num_replicas
+        step = self.start_step
+        epoch, perm = -1, None
+        while True:
+            base = step * self.batch_size + self.rank * per_rank
+            for k in range(base, base + per_rank):
+                if k // self.dataset_size != epoch:
+                    epoch = k // self.dataset_size
+                    perm = self._permutation(epoch)
+                yield int(perm[k % self.dataset_size])
+            step += 1
+
+def _derive_seed(*words):
+    """A 63-bit seed from a tuple of non-negative integers (stable across runs, platforms and processes)."""
+    return int(np.random.SeedSequence([int(w) for w in words]).generate_state(2, np.uint32).astype(np.uint64)
+        .dot(np.array([1 << 32, 1], dtype=np.uint64)) >> np.uint64(1))
+
+_Z_STREAM, _C_STREAM, _ROUND_STREAM = 1, 2, 3 # keep the streams of a step apart
+
+def _draw_latents(random_seed, batch_idx, phase_idx, batch_size, z_dim):
+    gen = torch.Generator().manual_seed(_derive_seed(random_seed, batch_idx, phase_idx, _Z_STREAM))
+    return torch.randn([batch_size, z_dim], generator=gen)
+
+def _draw_label_indices(random_seed, batch_idx, phase_idx, batch_size, num_items):
+    rnd = np.random.RandomState(_derive_seed(random_seed, batch_idx, phase_idx, _C_STREAM) % (1 << 32))
+    return rnd.randint(num_items, size=batch_size)
+
+#----------------------------------------------------------------------------
+# Metrics: the detector may be unreachable (offline machine); that must not stop training.
+
+def _metrics_usable(metrics, device, rank, num_gpus):
+    """Fetch the detectors the requested metrics need (rank 0, once, before training) and agree across ranks
+    on whether they are at hand. Without them (e.g. offline), warn once and train without metrics rather than
+    fail at the first snapshot. Returns the metrics to evaluate during training."""
+    if len(metrics) == 0:
+        return []
+    from metrics import metric_main, metric_utils
+    message = None
+    if rank == 0:
+        try:
+            for metric in metrics:
+                for url in metric_main.get_metric_needs(metric).detectors:
+                    metric_utils.resolve_detector(url)
+        except IOError as err:
+            message = str(err)
+    if num_gpus > 1:
+        flag = torch.tensor([0.0 if message is None else 1.0], device=device)
+        torch.distributed.broadcast(flag, src=0)
+        if flag.item() > 0 and message is None:
+            message = 'the detector is missing on rank 0'
+    if message is not None:
+        if rank == 0:
+            print(f'WARNING: training continues without metrics ({",".join(metrics)}): {message} '
+                'They can be computed later from the snapshots with calc_metrics.py.')
+        return []
+    return list(metrics)
+
+#----------------------------------------------------------------------------
+
+def _gather_per_rank(obj, num_gpus):
+    if num_gpus <= 1:
+        return [obj]
+    out = [None] * num_gpus
+    torch.distributed.all_gather_object(out, obj)
+    return out
+
+def _broadcast_module(module):
+    # Parameters and buffers from rank 0; used for G_ema, which DDP never touches during training.
+    for tensor in misc.params_and_buffers(module):
+        torch.distributed.broadcast(tensor.data, src=0)
+
+#----------------------------------------------------------------------------
+
+def training_loop(
+    run_dir                 = '.',      # Output directory.
+    training_set_kwargs     = {},       # Dataset: class_name and its arguments.
+    data_loader_kwargs      = {},       # Extra arguments for torch.utils.data.DataLoader.
+    G_kwargs                = {},       # Generator: class_name and its arguments.
+    D_kwargs                = {},       # Discriminator: class_name and its arguments.
+    G_opt_kwargs            = {},       # Generator optimizer: class_name and its arguments.
+    D_opt_kwargs            = {},       # Discriminator optimizer: class_name and its arguments.
+    augment_kwargs          = None,     # Augmentation pipeline: class_name and its arguments; None = none.
+    loss_kwargs             = {},       # Loss: class_name and its arguments.
+    metrics                 = [],       # Metric names evaluated at each network snapshot.
+    random_seed             = 0,        # Global seed.
+    num_gpus                = 1,        # Number of processes taking part (GPUs, or CPU processes with gloo).
+    rank                    = 0,        # This process, in [0, num_gpus).
+    batch_size              = 4,        # Images per optimizer step over all processes.
+    batch_gpu               = 4,        # Images per process per accumulation round.
+    ema_kimg                = 10,       # Half-life of G_ema in thousands of images.
+    ema_rampup              = None,     # Limit the half-life to this fraction of the images seen so far; None = off.
+    G_reg_interval          = 4,        # Lazy regularisation interval for G; None = regularise every step.
+    D_reg_interval          = 16,       # Lazy regularisation interval for D; None = regularise every step.
+    augment_p               = 0,        # Initial augmentation probability.
+    ada_target              = None,     # ADA target for the sign of D(real); None = keep p fixed.
+    ada_interval            = 4,        # Adjust p every this many steps.
+    ada_kimg                = 500,      # p can move by 1 in this many thousand images.
+    total_kimg              = 25000,    # Training length in thousands of real images.
+    kimg_per_tick           = 4,        # Progress line every this many thousand images.
+    image_snapshot_ticks    = 50,       # fakesNNNNNN.png every this many ticks; None = never.
+    network_snapshot_ticks  = 50,       # network-snapshot-NNNNNN.pkl every this many ticks; None = never.
+    resume_pkl              = None,     # Start from this network pickle (path or URL).
+    resume_training_state   = False,    # Also restore its training state and continue the run it came from.
+    cudnn_benchmark         = True,     # torch.backends.cudnn.benchmark.
+    allow_tf32              = False,    # Allow TF32 in matmul and convolutions.
+    abort_fn                = None,     # Called once per tick; True stops training (same answer on all ranks).
+    progress_fn             = None,     # Called with (kimg done, total kimg) on all ranks.
+    device                  = None,     # torch.device for this process; default cuda:rank when CUDA is present.
+):
+    start_time = time.time()
+    if device is None:
+        device = torch.device('cuda', rank) if torch.cuda.is_available() else torch.device('cpu')
+    device = torch.device(device)
+    is_cuda = (device.type == 'cuda')
+    # One seed on all ranks: every process builds identical networks, and single- and multi-process runs agree.
+    np.random.seed(random_seed)
+    torch.manual_seed(random_seed)
+    if is_cuda:
+        torch.backends.cudnn.benchmark = cudnn_benchmark
+        torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+        torch.backends.cudnn.allow_tf32 = allow_tf32
+    conv2d_gradfix.enabled = is_cuda        # its speed-up is for cuDNN; the plain path is exact on CPU
+    grid_sample_gradfix.enabled = True      # the augmentation pipe needs its double backward
+
+    if batch_size % (batch_gpu * num_gpus) != 0:
+        raise ValueError(f'batch_size {batch_size} must be a multiple of batch_gpu {batch_gpu} x {num_gpus} processes')
+    num_rounds = batch_size // (batch_gpu * num_gpus)
+
+    # Training set.
+    if rank == 0:
+        print('Loading training set...')
+    training_set = dnnlib.util.construct_class_by_name(**training_set_kwargs)
+    if rank == 0:
+        print()
+        print('Num images: ', len(training_set))
+        print('Image shape:', training_set.image_shape)
+        print('Label shape:', training_set.label_shape)
+        print()
+
+    # Networks.
+    if rank == 0:
+        print('Constructing networks...')
+    common_kwargs = dict(c_dim=training_set.label_dim, img_resolution=training_set.resolution, img_channels=training_set.num_channels)
+    G = dnnlib.util.construct_class_by_name(**G_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
+    D = dnnlib.util.construct_class_by_name(**D_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
+    G_ema = copy.deepcopy(G).eval()
+
+    # Resume: weights always; the training state only when continuing the same run.
+    state = None
+    if resume_pkl is not None:
+        from . import legacy
+        if rank == 0:
+            print(f'Resuming from "{resume_pkl}"')
+        with dnnlib.util.open_url(resume_pkl) as f:
+            resume_data = legacy.load_network_pkl(f)
+        if resume_training_state:
+            state = snapshot_lib.get_training_state(resume_data)
+            if state is None:
+                raise ValueError(f'{resume_pkl}: no training state in this pickle, cannot continue its run')
+        for name, module in [('G', G), ('D', D), ('G_ema', G_ema)]:
+            misc.copy_params_and_buffers(resume_data[name], module, require_all=(state is not None))
+        del resume_data
+
+    if rank == 0:
+        z = torch.empty([batch_gpu, G.z_dim], device=device)
+        c = torch.empty([batch_gpu, G.c_dim], device=device)
+        img = misc.print_module_summary(G, [z, c])
+        misc.print_module_summary(D, [img, c])
+        del z, c, img
+
+    # Augmentation.
+    if rank == 0:
+        print('Setting up augmentation...')
+    augment_pipe = None
+    ada_stats = None
+    if (augment_kwargs is not None) and (augment_p > 0 or ada_target is not None):
+        augment_pipe = dnnlib.util.construct_class_by_name(**augment_kwargs).train().requires_grad_(False).to(device)
+        augment_pipe.p.copy_(torch.as_tensor(augment_p))
+        if ada_target is not None:
+            # keep_previous=False: a period without reports must count as empty, not repeat the last one.
+            ada_stats = training_stats.Collector(regex='Loss/signs/real', keep_previous=False)
+    ada_pending = [0, 0.0] # sign count and sum carried over a snapshot (see flush_ada)
+
+    # Distribute.
+    if rank == 0:
+        print(f'Distributing across {num_gpus} {"GPUs" if is_cuda else "processes"}...')
+    ddp_modules = dict()
+    for name, module in [('G_mapping', G.mapping), ('G_synthesis', G.synthesis), ('D', D), ('augment_pipe', augment_pipe)]:
+        if (num_gpus > 1) and (module is not None) and len(list(module.parameters())) != 0:
+            module.requires_grad_(True)
+            module = torch.nn.parallel.DistributedDataParallel(module, device_ids=([device] if is_cuda else None),
+                broadcast_buffers=False)
+            module.requires_grad_(False)
+        ddp_modules[name] = module
+    if num_gpus > 1:
+        _broadcast_module(G_ema)
+
+    # Loss and phases. Each network gets one optimizer; with lazy regularisation its main and reg phases share
+    # it, and lr/betas are rescaled by mb_ratio so the effective step matches regularising every step.
+    if rank == 0:
+        print('Setting up training phases...')
+    loss = dnnlib.util.construct_class_by_name(device=device, **ddp_modules, **loss_kwargs)
+    phases = []
+    optimizers = dict()
+    for name, module, opt_kwargs, reg_interval in [('G', G, G_opt_kwargs, G_reg_interval), ('D', D, D_opt_kwargs, D_reg_interval)]:
+        opt_kwargs = dnnlib.EasyDict(opt_kwargs)
+        if reg_interval is None:
+            opt = dnnlib.util.construct_class_by_name(params=module.parameters(), **opt_kwargs)
+            phases += [dnnlib.EasyDict(name=name + 'both', module=module, opt=opt, interval=1)]
+        else:
+            mb_ratio = reg_interval / (reg_interval + 1)
+            opt_kwargs.lr = opt_kwargs.lr * mb_ratio
+            opt_kwargs.betas = [beta ** mb_ratio for beta in opt_kwargs.betas]
+            opt = dnnlib.util.construct_class_by_name(module.parameters(), **opt_kwargs)
+            phases += [dnnlib.EasyDict(name=name + 'main', module=module, opt=opt, interval=1)]
+            phases += [dnnlib.EasyDict(name=name + 'reg', module=module, opt=opt, interval=reg_interval)]
+        optimizers[name] = opt
+    for phase in phases:
+        phase.start_event = phase.end_event = None
+        if rank == 0 and is_cuda:
+            phase.start_event = torch.cuda.Event(enable_timing=True)
+            phase.end_event = torch.cuda.Event(enable_timing=True)
+
+    # Counters, and the rest of the training state when continuing a run.
+    cur_nimg = 0
+    cur_tick = 0
+    batch_idx = 0
+    if state is not None:
+        cur_nimg = int(state['cur_nimg'])
+        cur_tick = int(state['cur_tick'])
+        batch_idx = int(state['batch_idx'])
+        for name, opt in optimizers.items():
+            # Moments come from the snapshot; lr/betas stay as configured now (they may be overridden on purpose).
+            configured = [{k: v for k, v in group.items() if k != 'params'} for group in opt.param_groups]
+            opt.load_state_dict(state['optimizers'][name])
+            for group, hyper in zip(opt.param_groups, configured):
+                group.update(hyper)
+        if augment_pipe is not None and state.get('augment_p') is not None:
+            augment_pipe.p.copy_(torch.as_tensor(state['augment_p']))
+        ada_pending = list(state.get('ada_pending', ada_pending))
+        per_rank = state['ranks'][rank] if rank < len(state['ranks']) else state['ranks'][0]
+        loss.load_state_dict(per_rank['loss'])
+        if rank == 0:
+            print(f'Continuing at kimg {cur_nimg / 1e3:.1f}, tick {cur_tick}, step {batch_idx}.')
+
+    if cur_nimg >= total_kimg * 1000:
+        if rank == 0:
+            print(f'Nothing to do: the run is already at {cur_nimg / 1e3:.1f} of {total_kimg} kimg.')
+        return
+
+    # Data loader: the sampler starts where the snapshot left off.
+    sampler = ResumableSampler(len(training_set), batch_size=batch_size, rank=rank, num_replicas=num_gpus,
+        seed=random_seed, start_step=batch_idx)
+    loader_kwargs = dict(data_loader_kwargs)
+    if not is_cuda:
+        loader_kwargs['pin_memory'] = False
+    if loader_kwargs.get('num_workers', 0) == 0:
+        loader_kwargs.pop('prefetch_factor', None)
+    training_set_iterator = iter(torch.utils.data.DataLoader(dataset=training_set, sampler=sampler,
+        batch_size=batch_size // num_gpus, **loader_kwargs))
+
+    # Sample images. grid_z comes from its own generator so a resumed run draws the same grid.
+    grid_size = grid_z = grid_c = None
+    if rank == 0:
+        print('Exporting sample images...')
+        grid_size, images, labels = setup_snapshot_image_grid(training_set=training_set)
+        save_image_grid(images, os.path.join(run_dir, 'reals.png'), drange=[0, 255], grid_size=grid_size)
+        grid_z = torch.randn([labels.shape[0], G.z_dim], generator=torch.Generator().manual_seed(random_seed))
+        grid_z = grid_z.to(device).split(batch_gpu)
+        grid_c = torch.from_numpy(labels).to(device).split(batch_gpu)
+        images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid_z, grid_c)]).numpy()
+        save_image_grid(images, os.path.join(run_dir, 'fakes_init.png'), drange=[-1, 1], grid_size=grid_size)
+
+    # Logs.
+    if rank == 0:
+        print('Initializing logs...')
+    stats_collector = training_stats.Collector(regex='.*')
+    stats_metrics = dict()
+    stats_jsonl = None
+    stats_tfevents = None
+    if rank == 0:
+        stats_jsonl = open(os.path.join(run_dir, 'stats.jsonl'), 'at')
+        try:
+            import torch.utils.tensorboard as tensorboard # optional: needs the tensorboard package
+            stats_tfevents = tensorboard.SummaryWriter(run_dir)
+        except ImportError as err:
+            print('Skipping tfevents export:', err)
+    metrics = _metrics_usable(list(metrics), device=device, rank=rank, num_gpus=num_gpus)
+
+    if state is not None:
+        # Global RNGs last, after everything above that may have drawn from them.
+        per_rank = state['ranks'][rank] if rank < len(state['ranks']) else state['ranks'][0]
+        snapshot_lib.restore_rng_state(per_rank['rng'], device)
+        del state, per_rank
+
+    def flush_ada():
+        # Fold the signs reported since the last ADA step into ada_pending, so the next adjustment averages
+        # over exactly the same images whether or not a snapshot (and maybe a resume) came in between.
+        if ada_stats is not None:
+            ada_stats.update()
+            n = ada_stats.num('Loss/signs/real')
+            if n > 0:
+                ada_pending[0] += n
+                ada_pending[1] += ada_stats.mean('Loss/signs/real') * n
+
+    # Train.
+    if rank == 0:
+        print(f'Training for {total_kimg} kimg...')
+        print()
+    tick_start_nimg = cur_nimg
+    tick_start_time = time.time()
+    maintenance_time = tick_start_time - start_time
+    if progress_fn is not None:
+        progress_fn(cur_nimg // 1000, total_kimg)
+
+    set_progress = getattr(loss, 'set_progress', None) # optional: losses with upstream's bare interface lack it
+    while True:
+        if set_progress is not None:
+            set_progress(cur_nimg=cur_nimg, total_nimg=total_kimg * 1000)
+
+        # Reals for this step: this rank's slice of the global batch, split into accumulation rounds.
+        phase_real_img, phase_real_c = next(training_set_iterator)
+        phase_real_img = (phase_real_img.to(device).to(torch.float32) / 127.5 - 1).split(batch_gpu)
+        phase_real_c = phase_real_c.to(device).split(batch_gpu)
+        rank_slice = slice(rank * batch_size // num_gpus, (rank + 1) * batch_size // num_gpus)
+
+        for phase_idx, phase in enumerate(phases):
+            if batch_idx % phase.interval != 0:
+                continue
+            # Latents and labels for the whole global batch, so they do not depend on how it is split.
+            gen_z = _draw_latents(random_seed, batch_idx, phase_idx, batch_size, G.z_dim)[rank_slice]
+            label_idx = _draw_label_indices(random_seed, batch_idx, phase_idx, batch_size, len(training_set))[rank_slice]
+            gen_c = torch.from_numpy(np.stack([training_set.get_label(int(i)) for i in label_idx]))
+            gen_z = gen_z.to(device).split(batch_gpu)
+            gen_c = gen_c.to(device).split(batch_gpu)
+
+            t0 = time.perf_counter()
+            if phase.start_event is not None:
+                phase.start_event.record(torch.cuda.current_stream(device))
+            phase.opt.zero_grad(set_to_none=True)
+            phase.module.requires_grad_(True)
+            # gain / num_rounds: the gradient is the mean over the whole batch however it is split into rounds
+            # and processes (DDP averages over processes), so 1 x B and N x B/N give the same step.
+            for round_idx, (real_img, real_c, z, c) in enumerate(zip(phase_real_img, phase_real_c, gen_z, gen_c)):
+                torch.manual_seed(_derive_seed(random_seed, batch_idx, phase_idx, _ROUND_STREAM, rank * num_rounds + round_idx))
+                loss.accumulate_gradients(phase=phase.name, real_img=real_img, real_c=real_c, gen_z=z, gen_c=c,
+                    sync=(round_idx == num_rounds - 1), gain=phase.interval / num_rounds)
+            phase.module.requires_grad_(False)
+            for param in phase.module.parameters():
+                if param.grad is not None:
+                    torch.nan_to_num(param.grad, nan=0, posinf=1e5, neginf=-1e5, out=param.grad)
+            phase.opt.step()
+            if phase.end_event is not None:
+                phase.end_event.record(torch.cuda.current_stream(device))
+            elif not is_cuda:
+                training_stats.report0('Timing/' + phase.name, (time.perf_counter() - t0) * 1e3)
+
+        # G_ema: exponential moving average with half-life ema_kimg, shortened early on by the ramp-up.
+        ema_nimg = ema_kimg * 1000
+        if ema_rampup is not None:
+            ema_nimg = min(ema_nimg, cur_nimg * ema_rampup)
+        ema_beta = 0.5 ** (batch_size / max(ema_nimg, 1e-8))
+        with torch.no_grad():
+            for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+                p_ema.copy_(p.lerp(p_ema, ema_beta))
+            for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+                b_ema.copy_(b)
+
+        cur_nimg += batch_size
+        batch_idx += 1
+
+        # ADA: move p toward the target fraction of positive D(real) signs.
+        if (ada_stats is not None) and (batch_idx % ada_interval == 0):
+            flush_ada()
+            if ada_pending[0] > 0:
+                signs_real = ada_pending[1] / ada_pending[0]
+                adjust = np.sign(signs_real - ada_target) * (batch_size * ada_interval) / (ada_kimg * 1000)
+                augment_pipe.p.copy_((augment_pipe.p + adjust).max(misc.constant(0, device=device)))
+            ada_pending[:] = [0, 0.0]
+
+        # Maintenance once per tick.
+        done = (cur_nimg >= total_kimg * 1000)
+        if (not done) and (cur_tick != 0) and (cur_nimg < tick_start_nimg + kimg_per_tick * 1000):
+            continue
+
+        tick_end_time = time.time()
+        tick_sec = tick_end_time - tick_start_time
+        sec_per_kimg = tick_sec / max(cur_nimg - tick_start_nimg, 1) * 1e3
+        eta_sec = max(total_kimg * 1000 - cur_nimg, 0) / 1e3 * sec_per_kimg
+        # Progress line; every value also goes to stats.jsonl under its statistic name.
+        elapsed = tick_end_time - start_time
+        items = [ # (label, statistic, value, how to print it)
+            ('tick',        'Progress/tick',            cur_tick,                           '{:<5d}'),
+            ('kimg',        'Progress/kimg',            cur_nimg / 1e3,                     '{:<8.1f}'),
+            ('time',        'Timing/total_sec',         elapsed,                            'time'),
+            ('sec/tick',    'Timing/sec_per_tick',      tick_sec,                           '{:<7.1f}'),
+            ('sec/kimg',    'Timing/sec_per_kimg',      sec_per_kimg,                       '{:<7.2f}'),
+            ('maintenance', 'Timing/maintenance_sec',   maintenance_time,                   '{:<6.1f}'),
+            ('cpumem',      'Resources/cpu_mem_gb',     psutil.Process(os.getpid()).memory_info().rss / 2**30, '{:<6.2f}'),
+        ]
+        if is_cuda:
+            items.append(('gpumem', 'Resources/peak_gpu_mem_gb', torch.cuda.max_memory_allocated(device) / 2**30, '{:<6.2f}'))
+            torch.cuda.reset_peak_memory_stats(device)
+        items.append(('augment', 'Progress/augment', float(augment_pipe.p.cpu()) if augment_pipe is not None else 0.0, '{:.3f}'))
+        items.append(('eta', 'Timing/eta_sec', eta_sec, 'time'))
+        line = []
+        for label, stat, value, fmt in items:
+            training_stats.report0(stat, value)
+            line.append(f'{label} ' + (f'{dnnlib.util.format_time(value):<12s}' if fmt == 'time' else fmt.format(value)))
+        training_stats.report0('Timing/total_hours', elapsed / 3600)
+        training_stats.report0('Timing/total_days', elapsed / 86400)
+        if rank == 0:
+            print(' '.join(line).rstrip())
+
+        if (not done) and (abort_fn is not None) and abort_fn():
+            done = True
+            if rank == 0:
+                print()
+                print('Aborting...')
+
+        if (rank == 0) and (image_snapshot_ticks is not None) and (done or cur_tick % image_snapshot_ticks == 0):
+            images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid_z, grid_c)]).numpy()
+            save_image_grid(images, os.path.join(run_dir, f'fakes{cur_nimg//1000:06d}.png'), drange=[-1, 1], grid_size=grid_size)
+
+        # Network snapshot: upstream's dict plus the training state, written atomically by rank 0.
+        snapshot_pkl = None
+        snapshot_data = None
+        if (network_snapshot_ticks is not None) and (done or cur_tick % network_snapshot_ticks == 0):
+            flush_ada() # all ranks, same point: the pending ADA window becomes part of the state
+            snapshot_data = dict(training_set_kwargs=dict(training_set_kwargs))
+            for name, module in [('G', G), ('D', D), ('G_ema', G_ema), ('augment_pipe', augment_pipe)]:
+                if module is not None:
+                    if num_gpus > 1:
+                        misc.check_ddp_consistency(module, ignore_regex=r'.*\.w_avg')
+                    module = copy.deepcopy(module).eval().requires_grad_(False).cpu()
+                snapshot_data[name] = module
+                del module
+            per_rank = _gather_per_rank(dict(loss=snapshot_lib.to_cpu(loss.state_dict()),
+                rng=snapshot_lib.capture_rng_state(device)), num_gpus)
+            training_state = dict(
+                version         = snapshot_lib.STATE_VERSION,
+                cur_nimg        = int(cur_nimg),
+                cur_tick        = int(cur_tick + 1), # the tick this snapshot closes is complete
+                batch_idx       = int(batch_idx),
+                random_seed     = int(random_seed),
+                num_gpus        = int(num_gpus),
+                batch_size      = int(batch_size),
+                augment_p       = float(augment_pipe.p.cpu()) if augment_pipe is not None else None,
+                ada_pending     = [int(ada_pending[0]), float(ada_pending[1])],
+                optimizers      = {name: snapshot_lib.to_cpu(opt.state_dict()) for name, opt in optimizers.items()},
+                ranks           = per_rank,
+                G_kwargs        = json.loads(json.dumps(G_kwargs)),
+                D_kwargs        = json.loads(json.dumps(D_kwargs)),
+                augment_kwargs  = json.loads(json.dumps(augment_kwargs)),
+            )
+            snapshot_pkl = os.path.join(run_dir, f'network-snapshot-{cur_nimg//1000:06d}.pkl')
+            if rank == 0:
+                snapshot_lib.check_plain(training_state)
+                snapshot_data[snapshot_lib.STATE_KEY] = training_state
+                snapshot_lib.atomic_write_pickle(snapshot_data, snapshot_pkl)
+            del training_state, per_rank
+
+        # Metrics on the snapshot's G_ema.
+        if (snapshot_data is not None) and (len(metrics) > 0):
+            from metrics import metric_main
+            if rank == 0:
+                print('Evaluating metrics...')
+            for metric in metrics:
+                result_dict = metric_main.calc_metric(metric=metric, G=snapshot_data['G_ema'],
+                    dataset_kwargs=training_set_kwargs, num_gpus=num_gpus, rank=rank, device=device)
+                if rank == 0:
+                    metric_main.report_metric(result_dict, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
+                stats_metrics.update(result_dict.results)
+        del snapshot_data
+
+        # Statistics.
+        for phase in phases:
+            if phase.start_event is not None and phase.end_event is not None:
+                phase.end_event.synchronize()
+                training_stats.report0('Timing/' + phase.name, phase.start_event.elapsed_time(phase.end_event))
+            elif is_cuda:
+                training_stats.report0('Timing/' + phase.name, [])
+        stats_collector.update()
+        stats_dict = stats_collector.as_dict()
+
+        timestamp = time.time()
+        if stats_jsonl is not None:
+            stats_jsonl.write(json.dumps(dict(stats_dict, timestamp=timestamp)) + '\n')
+            stats_jsonl.flush()
+        if stats_tfevents is not None:
+            global_step = int(cur_nimg / 1e3)
+            walltime = timestamp - start_time
+            for name, value in stats_dict.items():
+                stats_tfevents.add_scalar(name, value.mean, global_step=global_step, walltime=walltime)
+            for name, value in stats_metrics.items():
+                stats_tfevents.add_scalar(f'Metrics/{name}', value, global_step=global_step, walltime=walltime)
+            stats_tfevents.flush()
+        if progress_fn is not None:
+            progress_fn(cur_nimg // 1000, total_kimg)
+
+        cur_tick += 1
+        tick_start_nimg = cur_nimg
+        tick_start_time = time.time()
+        maintenance_time = tick_start_time - tick_end_time
+        if done:
+            break
+
+    if stats_jsonl is not None:
+        stats_jsonl.close()
+    if stats_tfevents is not None:
+        stats_tfevents.close()
+    if rank == 0:
+        print()
+        print('Exiting...')
+
+#----------------------------------------------------------------------------

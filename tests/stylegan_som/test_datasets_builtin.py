@@ -1,0 +1,115 @@
+import colorsys
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import dnnlib
+from stylegan_som import datasets_builtin as db
+from stylegan_som.dataset import ImageFolderDataset, dataset_kwargs_from_data
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(dnnlib.util, '_dnnlib_cache_dir', str(tmp_path / 'cache'))
+
+#----------------------------------------------------------------------------
+# discs8: the drawing.
+
+def test_discs8_palette():
+    pal = db.DISCS8_PALETTE.astype(np.float64)
+    assert pal.shape == (8, 3) and len(db.DISCS8_CLASSES) == 8
+    for k, rgb in enumerate(pal / 255):
+        h, s, v = colorsys.rgb_to_hsv(*rgb)
+        assert s == 1 and v == 1 and h * 360 == pytest.approx(45 * k, abs=0.5)
+    dist = np.sqrt(np.square(pal[:, None] - pal[None]).sum(-1)) + np.eye(8) * 1e9
+    assert dist.min() > 140 # well separated: the metric's colour tolerance (48) is far below half of this
+
+def test_discs8_images_are_jittered_discs():
+    labels = np.arange(200) % 8
+    images = db.discs8_images(labels)
+    assert images.shape == (200, 32, 32, 3) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images, db.discs8_images(labels)) # deterministic
+    assert not np.array_equal(images, db.discs8_images(labels, seed=1))
+    assert not np.array_equal(images[0], images[8]) # same mode, different draws
+
+    peak = images.max(axis=3).astype(np.float64)
+    inside = peak >= 128
+    yy, xx = np.mgrid[:32, :32]
+    for img, mask, label in zip(images, inside, labels):
+        area = mask.sum()
+        assert np.pi * 5.5 ** 2 < area < np.pi * 9.5 ** 2 # radius in [6, 9]
+        cy, cx = yy[mask].mean(), xx[mask].mean()
+        assert abs(cy - 15.5) <= 3.2 and abs(cx - 15.5) <= 3.2 # centre jitter up to 3 px
+        core = img[int(round(cy)), int(round(cx))]
+        np.testing.assert_array_equal(core, db.DISCS8_PALETTE[label])
+        assert img[0, 0].max() == 0 and img[-1, -1].max() == 0 # black background
+    # Soft edge: some pixels are strictly between background and full colour.
+    assert ((peak > 0) & (peak < 255)).sum(axis=(1, 2)).min() > 10
+
+def test_discs8_labels_balanced_and_shuffled():
+    labels = db.discs8_labels()
+    assert len(labels) == 8000 and np.bincount(labels).tolist() == [1000] * 8
+    assert not np.array_equal(labels, np.arange(8000) % 8)
+    np.testing.assert_array_equal(labels, db.discs8_labels())
+
+#----------------------------------------------------------------------------
+# discs8: the cached zip.
+
+def test_discs8_is_written_once_and_loads(monkeypatch, capsys):
+    path = db.BUILTIN['discs8'](verbose=True)
+    assert path == db.discs8_cache_path() and os.path.isfile(path)
+    assert f'discs8-v{db.DISCS8_VERSION}' in path and 'discs8' in capsys.readouterr().out
+    assert not [f for f in os.listdir(os.path.dirname(path)) if f != 'discs8.zip'] # no temporary leftovers
+
+    with zipfile.ZipFile(path) as z:
+        names = sorted(n for n in z.namelist() if n.endswith('.png'))
+        assert len(names) == 8000 and names[0] == '00000/img00000000.png' and names[-1] == '00007/img00007999.png'
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in z.infolist())
+        meta = json.loads(z.read('dataset.json'))
+    assert meta['class_names'] == db.DISCS8_CLASSES
+    assert [label for _name, label in meta['labels']] == db.discs8_labels().tolist()
+
+    # Through train.py's --data hook, with labels for --cond=1.
+    kwargs, name = dataset_kwargs_from_data('discs8', require_labels=True, verbose=False)
+    assert name == 'discs8' and kwargs.path == path and kwargs.use_labels and kwargs.max_size == 8000
+    assert kwargs.resolution == 32
+    ds = ImageFolderDataset(path=path, use_labels=True)
+    try:
+        expected = db.discs8_images(db.discs8_labels())
+        for idx in (0, 1, 4321, 7999):
+            image, label = ds[idx]
+            np.testing.assert_array_equal(image, expected[idx].transpose(2, 0, 1))
+            assert label.argmax() == db.discs8_labels()[idx] and label.shape == (8,)
+        assert ds.class_names == db.DISCS8_CLASSES
+    finally:
+        ds.close()
+
+    # Second use: read from the cache, not drawn again.
+    monkeypatch.setattr(db, 'write_discs8', lambda *a, **k: pytest.fail('drawn again despite the cache'))
+    assert db.discs8_path(verbose=False) == path
+
+def test_discs8_new_version_is_drawn_again(monkeypatch):
+    calls = []
+    real = db.write_discs8
+    def small(dest, **kwargs):
+        calls.append(dest)
+        real(dest, per_mode=2)
+    monkeypatch.setattr(db, 'write_discs8', small)
+    first = db.discs8_path(verbose=False)
+    monkeypatch.setattr(db, 'DISCS8_VERSION', db.DISCS8_VERSION + 1)
+    second = db.discs8_path(verbose=False)
+    assert first != second and calls == [first, second] and os.path.isfile(first) and os.path.isfile(second)
+
+def test_discs8_failed_write_leaves_nothing(monkeypatch):
+    def broken(labels, seed=0):
+        images = np.zeros([len(labels), 32, 32, 3], dtype=np.uint8)
+        return [images[0], images[1], None] # fails on the third image
+    monkeypatch.setattr(db, 'discs8_images', broken)
+    with pytest.raises(Exception):
+        db.discs8_path(verbose=False)
+    folder = os.path.dirname(db.discs8_cache_path())
+    assert not os.path.exists(db.discs8_cache_path()) and os.listdir(folder) == []
+
+#----------------------------------------------------------------------------

@@ -1,0 +1,612 @@
+"""Train a StyleGAN2-ADA generator, with StyleGAN2-ADA's command line (plus StyleGAN3's size and rate
+overrides and small configs that train on a CPU)."""
+
+import json
+import os
+import re
+import tempfile
+
+import click
+import torch
+
+import dnnlib
+from torch_utils import custom_ops
+from torch_utils import training_stats
+
+#----------------------------------------------------------------------------
+
+class UserError(Exception):
+    """A bad command-line value; reported by click as one usage error naming the flag."""
+
+#----------------------------------------------------------------------------
+# Base configs. The first six are upstream StyleGAN2-ADA's (cbase = fmaps * 32768); 'auto' is filled in from
+# the resolution and process count. 'tiny' and 'cpu' are ours: small networks that train on a CPU, for the
+# tests (tiny, seconds per kimg) and the README demo (cpu, about a minute per kimg at 32x32).
+
+CFG_SPECS = {
+    #            ref_gpus  kimg     mb  mbstd  cbase  cmax  lrate   gamma  ema  ramp  map
+    'auto':      dict(ref_gpus=-1, kimg=25000,  mb=-1, mbstd=-1, cbase=-1,    cmax=512, lrate=-1,     gamma=-1,   ema=-1,  ramp=0.05, map=2),
+    'stylegan2': dict(ref_gpus=8,  kimg=25000,  mb=32, mbstd=4,  cbase=32768, cmax=512, lrate=0.002,  gamma=10,   ema=10,  ramp=None, map=8),
+    'paper256':  dict(ref_gpus=8,  kimg=25000,  mb=64, mbstd=8,  cbase=16384, cmax=512, lrate=0.0025, gamma=1,    ema=20,  ramp=None, map=8),
+    'paper512':  dict(ref_gpus=8,  kimg=25000,  mb=64, mbstd=8,  cbase=32768, cmax=512, lrate=0.0025, gamma=0.5,  ema=20,  ramp=None, map=8),
+    'paper1024': dict(ref_gpus=8,  kimg=25000,  mb=32, mbstd=4,  cbase=32768, cmax=512, lrate=0.002,  gamma=2,    ema=10,  ramp=None, map=8),
+    'cifar':     dict(ref_gpus=2,  kimg=100000, mb=64, mbstd=32, cbase=32768, cmax=512, lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2),
+    'tiny':      dict(ref_gpus=1,  kimg=20,     mb=8,  mbstd=4,  cbase=512,   cmax=32,  lrate=0.0025, gamma=0.01, ema=2.5, ramp=0.05, map=2, z_dim=64,  w_dim=64),
+    'cpu':       dict(ref_gpus=1,  kimg=200,    mb=16, mbstd=4,  cbase=2048,  cmax=64,  lrate=0.0025, gamma=0.01, ema=5,   ramp=0.05, map=2, z_dim=128, w_dim=128),
+}
+
+# Configs that behave like upstream's 'cifar': no path-length regularisation, no style mixing, plain D.
+CIFAR_LIKE = ('cifar', 'tiny', 'cpu')
+
+# Metrics that run when --metrics is not given. FID50k on a CPU takes hours, so the CPU configs skip it.
+DEFAULT_METRICS = dict(tiny=[], cpu=[])
+
+# Transfer-learning sources of upstream StyleGAN2-ADA (--resume=<name>).
+RESUME_SPECS = {
+    'ffhq256':     'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/transfer-learning-source-nets/ffhq-res256-mirror-paper256-noaug.pkl',
+    'ffhq512':     'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/transfer-learning-source-nets/ffhq-res512-mirror-stylegan2-noaug.pkl',
+    'ffhq1024':    'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/transfer-learning-source-nets/ffhq-res1024-mirror-stylegan2-noaug.pkl',
+    'celebahq256': 'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/transfer-learning-source-nets/celebahq-res256-mirror-paper256-kimg100000-ada-target0.5.pkl',
+    'lsundog256':  'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/transfer-learning-source-nets/lsundog-res256-paper256-kimg100000-noaug.pkl',
+}
+
+# Network arguments that only change speed/precision, not the parameters: a snapshot made with other values
+# (e.g. fp16 on a GPU) can still continue its run (e.g. in fp32 on a CPU).
+PERFORMANCE_KWARGS = ('num_fp16_res', 'conv_clamp', 'fp16_channels_last')
+
+def _augpipe_specs():
+    from stylegan_som.augment import augpipe_specs
+    return augpipe_specs
+
+#----------------------------------------------------------------------------
+# Dataset hook: everything about --data goes through this one function.
+
+def init_dataset_kwargs(data, cfg=None):
+    """Map --data (and --cfg, for the built-in CIFAR-10 of --cfg=cifar) to dataset kwargs for
+    dnnlib.util.construct_class_by_name, recording resolution, label use and size explicitly so that every
+    process and metric sees the same dataset. Returns (kwargs, name for the run directory)."""
+    from stylegan_som.dataset import dataset_kwargs_from_data
+    try:
+        kwargs, name = dataset_kwargs_from_data(data, cfg)
+    except (IOError, OSError, ValueError) as err: # the dataset code names the file; we name the flag
+        raise UserError(f'--data: {err}')
+    return dnnlib.EasyDict(kwargs), name
+
+#----------------------------------------------------------------------------
+
+def _check(cond, message):
+    if not cond:
+        raise UserError(message)
+
+def _strip_performance(obj):
+    if isinstance(obj, dict):
+        return {k: _strip_performance(v) for k, v in obj.items() if k not in PERFORMANCE_KWARGS}
+    return obj
+
+def torchrun_env():
+    """(rank, local_rank, world_size) when started by torchrun (or another env:// launcher), else None."""
+    if 'RANK' in os.environ and 'WORLD_SIZE' in os.environ:
+        return int(os.environ['RANK']), int(os.environ.get('LOCAL_RANK', os.environ['RANK'])), int(os.environ['WORLD_SIZE'])
+    return None
+
+def setup_training_loop_kwargs(
+    # General (not in the run name).
+    gpus=None, snap=None, metrics=None, seed=None, outdir='training-runs',
+    # Dataset.
+    data=None, cond=None, subset=None, mirror=None,
+    # Base config and its overrides.
+    cfg=None, gamma=None, kimg=None, batch=None, batch_gpu=None, cbase=None, cmax=None, map_depth=None, glr=None,
+    dlr=None, mbstd_group=None, tick=None,
+    # Augmentation.
+    aug=None, p=None, target=None, augpipe=None,
+    # Transfer learning / resume.
+    resume=None, freezed=None,
+    # Performance.
+    fp32=None, nhwc=None, allow_tf32=None, nobench=None, workers=None,
+    # Where it runs: 'cuda' or 'cpu'; number of processes already launched (torchrun), or None.
+    device_type=None, world_size=None,
+):
+    """Turn command-line values into (run description, training_loop kwargs). Every problem is a UserError."""
+    args = dnnlib.EasyDict()
+    if device_type is None:
+        device_type = 'cuda' if torch.cuda.is_available() else 'cpu'
+
+    # General.
+    if world_size is not None:
+        _check(gpus is None or gpus == world_size, f'--gpus={gpus} but torchrun started {world_size} processes')
+        gpus = world_size
+    else:
+        gpus = 1 if gpus is None else gpus
+        _check(gpus >= 1 and (gpus & (gpus - 1)) == 0, f'--gpus must be a power of two, got {gpus}')
+    args.num_gpus = gpus
+
+    snap = 50 if snap is None else snap
+    _check(snap >= 1, f'--snap must be at least 1, got {snap}')
+    args.image_snapshot_ticks = args.network_snapshot_ticks = snap
+
+    seed = 0 if seed is None else seed
+    _check(seed >= 0, f'--seed must be non-negative, got {seed}')
+    args.random_seed = seed
+
+    # Dataset.
+    cfg = 'auto' if cfg is None else cfg
+    args.training_set_kwargs, desc = init_dataset_kwargs(data, cfg)
+    args.data_loader_kwargs = dnnlib.EasyDict(pin_memory=True, num_workers=3, prefetch_factor=2)
+
+    if cond:
+        _check(args.training_set_kwargs.use_labels, f'--cond=1 needs labels, but {args.training_set_kwargs.path} '
+            'has none: give a dataset.json with "labels" (upstream dataset_tool layout) or one folder per class')
+        desc += '-cond'
+    else:
+        args.training_set_kwargs.use_labels = False
+
+    if subset is not None:
+        n = args.training_set_kwargs.max_size
+        _check(1 <= subset <= n, f'--subset must be between 1 and {n}, got {subset}')
+        desc += f'-subset{subset}'
+        if subset < n:
+            args.training_set_kwargs.max_size = subset
+            args.training_set_kwargs.random_seed = args.random_seed
+
+    if mirror:
+        desc += '-mirror'
+        args.training_set_kwargs.xflip = True
+
+    # Base config.
+    desc += f'-{cfg}'
+    spec = dnnlib.EasyDict(CFG_SPECS[cfg])
+    res = args.training_set_kwargs.resolution
+    if cfg == 'auto':
+        desc += f'{gpus:d}'
+        spec.ref_gpus = gpus
+        spec.mb = max(min(gpus * min(4096 // res, 32), 64), gpus)   # bounded GPU memory per process
+        spec.mbstd = min(spec.mb // gpus, 4)                        # fixed group size keeps other settings stable
+        spec.cbase = 32768 if res >= 512 else 16384
+        spec.lrate = 0.002 if res >= 1024 else 0.0025
+        spec.gamma = 0.0002 * (res ** 2) / spec.mb                  # upstream's heuristic
+        spec.ema = spec.mb * 10 / 32
+
+    args.G_kwargs = dnnlib.EasyDict(class_name='stylegan_som.networks.stylegan2.Generator', z_dim=spec.get('z_dim', 512),
+        w_dim=spec.get('w_dim', 512), mapping_kwargs=dnnlib.EasyDict(), synthesis_kwargs=dnnlib.EasyDict())
+    args.D_kwargs = dnnlib.EasyDict(class_name='stylegan_som.networks.stylegan2.Discriminator',
+        block_kwargs=dnnlib.EasyDict(), mapping_kwargs=dnnlib.EasyDict(), epilogue_kwargs=dnnlib.EasyDict())
+    args.G_kwargs.synthesis_kwargs.channel_base = args.D_kwargs.channel_base = spec.cbase
+    args.G_kwargs.synthesis_kwargs.channel_max = args.D_kwargs.channel_max = spec.cmax
+    args.G_kwargs.mapping_kwargs.num_layers = spec.map
+    args.G_kwargs.synthesis_kwargs.num_fp16_res = args.D_kwargs.num_fp16_res = 4 # mixed precision at the top 4 resolutions
+    args.G_kwargs.synthesis_kwargs.conv_clamp = args.D_kwargs.conv_clamp = 256   # keeps fp16 activations finite
+    args.D_kwargs.epilogue_kwargs.mbstd_group_size = spec.mbstd
+
+    args.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=spec.lrate, betas=[0, 0.99], eps=1e-8)
+    args.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=spec.lrate, betas=[0, 0.99], eps=1e-8)
+    args.loss_kwargs = dnnlib.EasyDict(class_name='stylegan_som.loss.StyleGAN2Loss', r1_gamma=spec.gamma)
+
+    args.total_kimg = spec.kimg
+    args.batch_size = spec.mb
+    args.batch_gpu = max(spec.mb // spec.ref_gpus, 1)
+    args.ema_kimg = spec.ema
+    args.ema_rampup = spec.ramp
+
+    if cfg in CIFAR_LIKE:
+        args.loss_kwargs.pl_weight = 0          # no path-length regularisation
+        args.loss_kwargs.style_mixing_prob = 0  # no style mixing
+        args.D_kwargs.architecture = 'orig'     # no residual connections in D
+
+    if metrics is None:
+        metrics = list(DEFAULT_METRICS.get(cfg, ['fid50k_full']))
+    from metrics import metric_main
+    bad = [m for m in metrics if not metric_main.is_valid_metric(m)]
+    _check(not bad, f'--metrics: unknown metric(s) {",".join(bad)}; choose from ' + ', '.join(metric_main.list_valid_metrics()))
+    args.metrics = metrics
+
+    if gamma is not None:
+        _check(gamma >= 0, f'--gamma must be non-negative, got {gamma}')
+        desc += f'-gamma{gamma:g}'
+        args.loss_kwargs.r1_gamma = gamma
+
+    if kimg is not None:
+        _check(kimg >= 1, f'--kimg must be at least 1, got {kimg}')
+        desc += f'-kimg{kimg:d}'
+        args.total_kimg = kimg
+
+    if batch is not None:
+        _check(batch >= 1 and batch % gpus == 0, f'--batch must be at least 1 and divisible by --gpus={gpus}, got {batch}')
+        desc += f'-batch{batch}'
+        args.batch_size = batch
+        args.batch_gpu = batch // gpus
+    elif args.batch_size % gpus != 0 or args.batch_size < gpus:
+        raise UserError(f'--gpus={gpus}: the {cfg} config\'s batch of {args.batch_size} does not split over {gpus} '
+            'processes; set --batch')
+    else:
+        args.batch_gpu = min(args.batch_gpu, args.batch_size // gpus)
+
+    if batch_gpu is not None:
+        _check(batch_gpu >= 1, f'--batch-gpu must be at least 1, got {batch_gpu}')
+        args.batch_gpu = batch_gpu
+    _check(args.batch_size % (gpus * args.batch_gpu) == 0, f'--batch-gpu={args.batch_gpu}: the batch of '
+        f'{args.batch_size} must be a multiple of --gpus x --batch-gpu = {gpus * args.batch_gpu}')
+
+    # StyleGAN3-style size and rate overrides.
+    if cbase is not None:
+        _check(cbase >= 1, f'--cbase must be at least 1, got {cbase}')
+        args.G_kwargs.synthesis_kwargs.channel_base = args.D_kwargs.channel_base = cbase
+        desc += f'-cbase{cbase}'
+    if cmax is not None:
+        _check(cmax >= 1, f'--cmax must be at least 1, got {cmax}')
+        args.G_kwargs.synthesis_kwargs.channel_max = args.D_kwargs.channel_max = cmax
+        desc += f'-cmax{cmax}'
+    if map_depth is not None:
+        _check(map_depth >= 1, f'--map must be at least 1, got {map_depth}')
+        args.G_kwargs.mapping_kwargs.num_layers = map_depth
+        desc += f'-map{map_depth}'
+    if glr is not None:
+        _check(glr > 0, f'--glr must be positive, got {glr}')
+        args.G_opt_kwargs.lr = glr
+        desc += f'-glr{glr:g}'
+    if dlr is not None:
+        _check(dlr > 0, f'--dlr must be positive, got {dlr}')
+        args.D_opt_kwargs.lr = dlr
+        desc += f'-dlr{dlr:g}'
+    if mbstd_group is not None:
+        _check(mbstd_group >= 1, f'--mbstd-group must be at least 1, got {mbstd_group}')
+        args.D_kwargs.epilogue_kwargs.mbstd_group_size = mbstd_group
+        desc += f'-mbstd{mbstd_group}'
+    group = args.D_kwargs.epilogue_kwargs.mbstd_group_size
+    _check(args.batch_gpu < group or args.batch_gpu % group == 0, f'--mbstd-group={group}: the images per process '
+        f'and round (--batch-gpu={args.batch_gpu}) must be a multiple of the group size, or smaller than it')
+    if tick is not None:
+        _check(tick >= 1, f'--tick must be at least 1, got {tick}')
+        args.kimg_per_tick = tick
+
+    # Augmentation.
+    if aug is None:
+        aug = 'ada'
+    else:
+        desc += f'-{aug}'
+    if aug == 'ada':
+        args.ada_target = 0.6
+    elif aug == 'fixed':
+        _check(p is not None, '--aug=fixed requires --p')
+    if p is not None:
+        _check(aug == 'fixed', '--p can only be given with --aug=fixed')
+        _check(0 <= p <= 1, f'--p must be between 0 and 1, got {p}')
+        desc += f'-p{p:g}'
+        args.augment_p = p
+    if target is not None:
+        _check(aug == 'ada', '--target can only be given with --aug=ada')
+        _check(0 <= target <= 1, f'--target must be between 0 and 1, got {target}')
+        desc += f'-target{target:g}'
+        args.ada_target = target
+    if augpipe is None:
+        augpipe = 'bgc'
+    else:
+        _check(aug != 'noaug', '--augpipe cannot be given with --aug=noaug')
+        desc += f'-{augpipe}'
+    specs = _augpipe_specs()
+    _check(augpipe in specs, f'--augpipe: unknown pipeline {augpipe!r}; choose from {", ".join(specs)}')
+    if aug != 'noaug':
+        args.augment_kwargs = dnnlib.EasyDict(class_name='stylegan_som.augment.AugmentPipe', **specs[augpipe])
+
+    # Transfer learning and resume. See resolve_resume() for 'latest' and for continuing a run.
+    if resume is None or resume == 'noresume':
+        if resume == 'noresume':
+            desc += '-noresume'
+    elif resume in RESUME_SPECS:
+        desc += f'-resume{resume}'
+        args.resume_pkl = RESUME_SPECS[resume]
+    elif resume == 'latest':
+        from stylegan_som import snapshot
+        found = snapshot.find_latest_snapshot(outdir)
+        if found is None:
+            print(f'--resume=latest: no snapshot under {outdir}; starting a new run.')
+        else:
+            desc += '-resumecustom'
+            args.resume_pkl = found
+    else:
+        _check(dnnlib.util.is_url(resume, allow_file_urls=True) or os.path.isfile(resume),
+            f'--resume: no such file: {resume}')
+        desc += '-resumecustom'
+        args.resume_pkl = resume
+    if args.get('resume_pkl') is not None:
+        if _continues_run(args):
+            args.resume_training_state = True
+        else:
+            args.ada_kimg = 100         # let ADA react fast at the start of a transfer
+            args.ema_rampup = None      # the pretrained G is a good EMA start
+
+    if freezed is not None:
+        _check(freezed >= 0, f'--freezed must be non-negative, got {freezed}')
+        desc += f'-freezed{freezed:d}'
+        args.D_kwargs.block_kwargs.freeze_layers = freezed
+
+    # Performance.
+    if fp32 or device_type != 'cuda':
+        # fp16 is a GPU speed-up; on a CPU it would only be slower and less exact.
+        args.G_kwargs.synthesis_kwargs.num_fp16_res = args.D_kwargs.num_fp16_res = 0
+        if fp32:
+            args.G_kwargs.synthesis_kwargs.conv_clamp = args.D_kwargs.conv_clamp = None
+    if nhwc:
+        args.G_kwargs.synthesis_kwargs.fp16_channels_last = args.D_kwargs.block_kwargs.fp16_channels_last = True
+    if nobench:
+        args.cudnn_benchmark = False
+    if allow_tf32:
+        args.allow_tf32 = True
+    if workers is not None:
+        _check(workers >= 1, f'--workers must be at least 1, got {workers}')
+        args.data_loader_kwargs.num_workers = workers
+    return desc, args
+
+#----------------------------------------------------------------------------
+
+def _continues_run(args):
+    """Whether --resume continues the run that wrote the pickle (restoring optimizer states, counters, p and
+    RNG) rather than starting a new run from its weights (upstream's transfer learning). It continues when the
+    pickle carries a training state and was trained with the same networks on the same data."""
+    path = args.resume_pkl
+    if dnnlib.util.is_url(path):
+        return False # upstream's pretrained pickles carry no training state
+    from stylegan_som import legacy, snapshot
+    try:
+        with open(path, 'rb') as f:
+            data = legacy.load_network_pkl(f)
+        state = snapshot.get_training_state(data)
+    except Exception as err: # pylint: disable=broad-except
+        raise UserError(f'--resume: cannot load {path}: {err}')
+    if state is None:
+        print(f'--resume: {path} has no training state; starting a new run from its weights.')
+        return False
+    reasons = []
+    if _strip_performance(state['G_kwargs']) != _strip_performance(json.loads(json.dumps(args.G_kwargs))):
+        reasons.append('generator')
+    if _strip_performance(state['D_kwargs']) != _strip_performance(json.loads(json.dumps(args.D_kwargs))):
+        reasons.append('discriminator')
+    old_data = data.get('training_set_kwargs') or {}
+    new_data = args.training_set_kwargs
+    for key in ('resolution', 'use_labels'):
+        if old_data.get(key) != new_data.get(key):
+            reasons.append(f'dataset {key}')
+    old_name = os.path.splitext(os.path.basename(str(old_data.get('path', ''))))[0]
+    new_name = os.path.splitext(os.path.basename(str(new_data.get('path', ''))))[0]
+    if old_name != new_name:
+        reasons.append(f'dataset ({old_name} vs {new_name})')
+    if reasons:
+        print(f'--resume: {path} was trained with a different {", ".join(reasons)}; starting a new run from its weights.')
+        return False
+    print(f'--resume: continuing the run of {path} at kimg {state["cur_nimg"] / 1000:.1f} (optimizer states, '
+        'augmentation, counters and RNG restored).')
+    snapshot.remove_stale_temp_files(os.path.dirname(os.path.abspath(path))) # left by a writer that was killed
+    return True
+
+#----------------------------------------------------------------------------
+# Launch.
+
+def _init_distributed(rank, num_gpus, temp_dir, device):
+    backend = 'nccl' if device.type == 'cuda' else 'gloo'
+    init_file = os.path.abspath(os.path.join(temp_dir, '.torch_distributed_init'))
+    init_method = ('file:///' + init_file.replace('\\', '/')) if os.name == 'nt' else f'file://{init_file}'
+    if os.name == 'nt':
+        backend = 'gloo'
+    torch.distributed.init_process_group(backend=backend, init_method=init_method, rank=rank, world_size=num_gpus)
+
+def _device_for(local_rank, device_type):
+    if device_type == 'cuda':
+        torch.cuda.set_device(local_rank)
+        return torch.device('cuda', local_rank)
+    return torch.device('cpu')
+
+def subprocess_fn(rank, args, temp_dir, device_type='cuda'):
+    """One training process of a --gpus=N launch (or the only one)."""
+    dnnlib.util.Logger(file_name=os.path.join(args.run_dir, 'log.txt'), file_mode='a', should_flush=True)
+    device = _device_for(rank, device_type)
+    if args.num_gpus > 1:
+        _init_distributed(rank, args.num_gpus, temp_dir, device)
+        if device_type == 'cpu':
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.num_gpus)) # processes share the cores
+    _run(rank, args, device)
+
+def _run(rank, args, device):
+    from stylegan_som import training_loop
+    training_stats.init_multiprocessing(rank=rank, sync_device=(device if args.num_gpus > 1 else None))
+    if rank != 0:
+        custom_ops.verbosity = 'none'
+    try:
+        training_loop.training_loop(rank=rank, device=device, **args)
+    finally:
+        if args.num_gpus > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+def pick_run_dir(outdir, desc):
+    prev = [x for x in os.listdir(outdir) if os.path.isdir(os.path.join(outdir, x))] if os.path.isdir(outdir) else []
+    ids = [int(m.group()) for m in (re.match(r'^\d+', x) for x in prev) if m is not None]
+    return os.path.join(outdir, f'{max(ids, default=-1) + 1:05d}-{desc}')
+
+def print_options(args, device_type='cuda'):
+    print()
+    print('Training options:')
+    print(json.dumps(args, indent=2))
+    print()
+    print(f'Output directory:   {args.run_dir}')
+    print(f'Training data:      {args.training_set_kwargs.path}')
+    print(f'Training duration:  {args.total_kimg} kimg')
+    print(f'Number of {"GPUs" if device_type == "cuda" else "processes"}:'.ljust(20) + f'{args.num_gpus}')
+    print(f'Number of images:   {args.training_set_kwargs.max_size}')
+    print(f'Image resolution:   {args.training_set_kwargs.resolution}')
+    print(f'Conditional model:  {args.training_set_kwargs.use_labels}')
+    print(f'Dataset x-flips:    {args.training_set_kwargs.xflip}')
+    print()
+
+def create_run_dir(args):
+    os.makedirs(args.run_dir)
+    with open(os.path.join(args.run_dir, 'training_options.json'), 'wt') as f:
+        json.dump(args, f, indent=2)
+
+#----------------------------------------------------------------------------
+
+def _comma_list(ctx, param, value):
+    _ = ctx, param
+    if value is None:
+        return None
+    if value.lower() == 'none' or value == '':
+        return []
+    return [x.strip() for x in value.split(',') if x.strip()]
+
+def _augpipe_names():
+    try:
+        return list(_augpipe_specs())
+    except ImportError:
+        return ['blit', 'geom', 'color', 'filter', 'noise', 'cutout', 'bg', 'bgc', 'bgcf', 'bgcfn', 'bgcfnc']
+
+@click.command(context_settings=dict(max_content_width=120))
+@click.pass_context
+
+# General.
+@click.option('--outdir',       help='Parent folder of the run directories', metavar='DIR', default='training-runs', show_default=True)
+@click.option('--gpus',         help='Processes to train with: one per GPU, or CPU processes without CUDA [default: 1]', type=int, metavar='INT')
+@click.option('--snap',         help='Ticks between network and image snapshots [default: 50]', type=int, metavar='TICKS')
+@click.option('--metrics',      help='Metrics at each snapshot, comma-separated, or "none" [default: fid50k_full; none for tiny and cpu]', callback=_comma_list, metavar='LIST')
+@click.option('--seed',         help='Seed for initialisation, data order and noise [default: 0]', type=int, metavar='INT')
+@click.option('-n', '--dry-run', help='Show the options and the run directory, then stop', is_flag=True)
+
+# Dataset.
+@click.option('--data',         help='Images: folder, zip, tar, CIFAR-10 python tarball or MNIST idx files', metavar='PATH')
+@click.option('--cond',         help='Condition G and D on the dataset labels [default: false]', type=bool, metavar='BOOL')
+@click.option('--subset',       help='Use a fixed random subset of N images [default: all]', type=int, metavar='INT')
+@click.option('--mirror',       help='Add x-flipped copies of the images [default: false]', type=bool, metavar='BOOL')
+
+# Base config and overrides.
+@click.option('--cfg',          help='Base configuration [default: auto]', type=click.Choice(list(CFG_SPECS)))
+@click.option('--gamma',        help='R1 weight, instead of the config\'s', type=float, metavar='FLOAT')
+@click.option('--kimg',         help='Training length in thousands of real images, instead of the config\'s', type=int, metavar='INT')
+@click.option('--batch',        help='Images per optimizer step (all processes), instead of the config\'s', type=int, metavar='INT')
+@click.option('--batch-gpu',    help='Images per process and accumulation round [default: batch / gpus]', type=int, metavar='INT')
+@click.option('--cbase',        help='Channel budget: a layer at resolution r gets min(cbase / r, cmax) channels', type=int, metavar='INT')
+@click.option('--cmax',         help='Most channels in any layer', type=int, metavar='INT')
+@click.option('--map', '--map-depth', 'map_depth', help='Layers in the mapping network', type=int, metavar='INT')
+@click.option('--glr',          help='Learning rate of G', type=float, metavar='FLOAT')
+@click.option('--dlr',          help='Learning rate of D', type=float, metavar='FLOAT')
+@click.option('--mbstd-group',  help='Group size of D\'s minibatch standard deviation', type=int, metavar='INT')
+@click.option('--tick',         help='Thousands of images between progress lines [default: 4]', type=int, metavar='KIMG')
+
+# Augmentation of what D sees.
+@click.option('--aug',          help='ada: adaptive p; fixed: constant --p; noaug: none [default: ada]', type=click.Choice(['noaug', 'ada', 'fixed']))
+@click.option('--p',            help='Augmentation probability with --aug=fixed', type=float, metavar='FLOAT')
+@click.option('--target',       help='ADA target for the mean sign of D on reals, with --aug=ada [default: 0.6]', type=float, metavar='FLOAT')
+@click.option('--augpipe',      help='Which augmentations [default: bgc]', type=click.Choice(_augpipe_names()))
+
+# Starting point.
+@click.option('--resume',       help='Network pickle to start from, a name below, or "latest" [default: noresume]', metavar='PKL')
+@click.option('--freezed',      help='Keep this many of D\'s highest-resolution layers fixed [default: 0]', type=int, metavar='INT')
+
+# Speed.
+@click.option('--fp32',         help='Train in float32 throughout (no fp16 layers)', type=bool, metavar='BOOL')
+@click.option('--nhwc',         help='Channels-last memory layout for the fp16 layers', type=bool, metavar='BOOL')
+@click.option('--nobench',      help='Turn off cuDNN autotuning', type=bool, metavar='BOOL')
+@click.option('--allow-tf32',   help='Let matmul and convolutions use TF32', type=bool, metavar='BOOL')
+@click.option('--workers',      help='Data-loading worker processes per training process [default: 3]', type=int, metavar='INT')
+
+def main(ctx, outdir, dry_run, **config_kwargs):
+    """Train a GAN as in "Training Generative Adversarial Networks with Limited Data" (StyleGAN2-ADA).
+
+    Examples:
+
+    \b
+    # Train with a custom dataset on 1 GPU.
+    python train.py --outdir=~/training-runs --data=~/mydataset.zip --gpus=1
+
+    \b
+    # Class-conditional CIFAR-10 on 2 GPUs.
+    python train.py --outdir=~/training-runs --data=~/datasets/cifar10.zip --gpus=2 --cfg=cifar --cond=1
+
+    \b
+    # A small model on a CPU in minutes.
+    python train.py --data=~/datasets/cifar10.zip --cfg=cpu --kimg=10 --snap=5
+
+    \b
+    # Continue the newest run under --outdir exactly where its last snapshot left off.
+    python train.py --data=~/datasets/cifar10.zip --cfg=cifar --resume=latest
+
+    \b
+    Base configs (--cfg):
+      auto       Reasonable defaults from the resolution and GPU count.
+      stylegan2  StyleGAN2 config F at 1024x1024.
+      paper256   FFHQ and LSUN Cat at 256x256, as in the paper.
+      paper512   BreCaHAD and AFHQ at 512x512, as in the paper.
+      paper1024  MetFaces at 1024x1024, as in the paper.
+      cifar      CIFAR-10 at 32x32, as in the paper.
+      tiny       Very small networks for tests (seconds per kimg on a CPU).
+      cpu        Small networks for a CPU demo (about a minute per kimg at 32x32).
+
+    \b
+    Resume sources (--resume):
+      ffhq256 ffhq512 ffhq1024 celebahq256 lsundog256   upstream's transfer-learning networks
+      <PATH or URL>  A network pickle. A snapshot of this code base trained with the same networks and
+                     data continues its run exactly (counters, optimizers, augmentation, RNG); any other
+                     pickle starts a new run from its weights.
+      latest         The newest snapshot under --outdir (a new run if there is none).
+
+    \b
+    Without CUDA, training runs on the CPU; --gpus=N then starts N CPU processes (gloo).
+    Under torchrun, the number of processes comes from torchrun.
+    """
+    dist_env = torchrun_env()
+    device_type = 'cuda' if torch.cuda.is_available() else 'cpu'
+    try:
+        run_desc, args = setup_training_loop_kwargs(outdir=outdir, device_type=device_type,
+            world_size=(dist_env[2] if dist_env is not None else None), **config_kwargs)
+        if dist_env is None and device_type == 'cuda' and args.num_gpus > torch.cuda.device_count():
+            raise UserError(f'--gpus={args.num_gpus} but only {torch.cuda.device_count()} CUDA device(s) are visible')
+    except UserError as err:
+        ctx.fail(str(err))
+    dnnlib.util.Logger(should_flush=True) # after option errors, which click prints to stderr
+
+    if dist_env is not None:
+        _main_torchrun(args, run_desc, outdir, dry_run, dist_env, device_type)
+        return
+
+    args.run_dir = pick_run_dir(outdir, run_desc)
+    print_options(args, device_type)
+    if device_type != 'cuda':
+        print(f'CUDA is not available: training on the CPU with {args.num_gpus} process(es).')
+    if dry_run:
+        print('Dry run; exiting.')
+        return
+
+    print('Creating output directory...')
+    create_run_dir(args)
+    print('Launching processes...')
+    with tempfile.TemporaryDirectory() as temp_dir:
+        if args.num_gpus == 1:
+            subprocess_fn(rank=0, args=args, temp_dir=temp_dir, device_type=device_type)
+        else:
+            torch.multiprocessing.spawn(fn=subprocess_fn, args=(args, temp_dir, device_type), nprocs=args.num_gpus)
+
+def _main_torchrun(args, run_desc, outdir, dry_run, dist_env, device_type):
+    # Processes already exist; rank 0 names and creates the run directory and tells the others.
+    rank, local_rank, world_size = dist_env
+    if dry_run:
+        if rank == 0:
+            args.run_dir = pick_run_dir(outdir, run_desc)
+            print_options(args, device_type)
+            print('Dry run; exiting.')
+        return
+    device = _device_for(local_rank, device_type)
+    torch.distributed.init_process_group(backend=('nccl' if device_type == 'cuda' else 'gloo'), init_method='env://')
+    box = [None]
+    if rank == 0:
+        args.run_dir = pick_run_dir(outdir, run_desc)
+        print_options(args, device_type)
+        create_run_dir(args)
+        box = [args.run_dir]
+    torch.distributed.broadcast_object_list(box, src=0)
+    args.run_dir = box[0]
+    dnnlib.util.Logger(file_name=os.path.join(args.run_dir, 'log.txt'), file_mode='a', should_flush=True)
+    if device_type == 'cpu':
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(int(os.environ.get('LOCAL_WORLD_SIZE', world_size)), 1)))
+    _run(rank, args, device)
+
+#----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    main() # pylint: disable=no-value-for-parameter
+
+#----------------------------------------------------------------------------
