@@ -79,10 +79,13 @@ def discs8_images(labels, seed=DISCS8_SEED, res=DISCS8_RES):
     cx, cy = (res - 1) / 2 + rnd.uniform(-DISCS8_CENTER_JITTER, DISCS8_CENTER_JITTER, [2, n, 1, 1])
     radius = rnd.uniform(*DISCS8_RADIUS, [n, 1, 1])
     y, x = np.mgrid[:res, :res].astype(np.float64)
-    dist = np.sqrt(np.square(x - cx) + np.square(y - cy)) # [N, res, res], pixel centres
-    alpha = np.clip((radius - dist) / DISCS8_EDGE + 0.5, 0.0, 1.0)
-    colour = DISCS8_PALETTE[labels].astype(np.float64)[:, None, None, :]
-    return np.round(alpha[..., None] * colour).astype(np.uint8)
+    out = np.empty([n, res, res, 3], dtype=np.uint8)
+    for i in range(0, n, 1000): # in chunks: float64 temporaries of all 8,000 would take 200 MB
+        s = slice(i, i + 1000)
+        dist = np.sqrt(np.square(x - cx[s]) + np.square(y - cy[s])) # [n, res, res], at pixel centres
+        alpha = np.clip((radius[s] - dist) / DISCS8_EDGE + 0.5, 0.0, 1.0)
+        out[s] = np.round(alpha[..., None] * DISCS8_PALETTE[labels[s]].astype(np.float64)[:, None, None, :])
+    return out
 
 def discs8_labels(per_mode=DISCS8_PER_MODE, seed=DISCS8_SEED):
     # Modes in shuffled order, so that any prefix (e.g. --subset) is balanced on average.

@@ -33,7 +33,6 @@ def normalize_2nd_moment(x, dim=1, eps=1e-8):
 # Interpolation points 0, 1, -1, 1/2, -2 (+ infinity) give float32 errors of a few 1e-6 relative to
 # the output's largest value, against a few 1e-7 for direct convolution.
 
-_cpu_cl = False
 winograd_cpu = True # module switch (tests compare both paths)
 
 _WINOGRAD_BT = [    # input transform [6, 6]
@@ -421,15 +420,14 @@ class SynthesisBlock(torch.nn.Module):
         w_iter = iter(ws.unbind(dim=1))
         dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
         memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
-        if _cpu_cl and ws.device.type == 'cpu' and dtype == torch.float32: memory_format = torch.channels_last
         if fused_modconv is None:
             # Per-sample weights pay off only for inference (and fp16 only with a single sample).
             with misc.suppress_tracer_warnings():
                 fused_modconv = (not self.training) and (dtype == torch.float32 or int(ws.shape[0]) == 1)
 
         if self.in_channels == 0:
-            x = self.const.to(dtype=dtype)
-            x = x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1]).to(memory_format=memory_format)
+            x = self.const.to(dtype=dtype, memory_format=memory_format)
+            x = x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
         else:
             misc.assert_shape(x, [None, self.in_channels, self.resolution // 2, self.resolution // 2])
             x = x.to(dtype=dtype, memory_format=memory_format)
@@ -578,7 +576,6 @@ class DiscriminatorBlock(torch.nn.Module):
     def forward(self, x, img, force_fp32=False):
         dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
         memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
-        if _cpu_cl and self.resample_filter.device.type == 'cpu' and dtype == torch.float32: memory_format = torch.channels_last
 
         if x is not None:
             misc.assert_shape(x, [None, self.in_channels, self.resolution, self.resolution])
