@@ -228,7 +228,7 @@ def print_comparison(label, a, b):
 def summary(times, cpu, batch):
     med = statistics.median(times)
     return (f'{batch / med:7.3f} img/s  (median {med:.2f} s/step, min {min(times):.2f}, max {max(times):.2f},'
-        f' n={len(times)}; CPU time {statistics.median(cpu):.2f} s/step)')
+        f' n={len(times)}; CPU time {statistics.median(cpu):.2f} s/step; all: {" ".join(f"{t:.1f}" for t in times)})')
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])

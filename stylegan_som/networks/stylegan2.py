@@ -1,10 +1,10 @@
 """StyleGAN2 generator and discriminator, interchangeable with StyleGAN2-ADA's `training.networks`.
 
 Class and function names, constructor arguments (names, defaults, meaning), attributes, forward
-signatures and state_dict keys are those of the reference implementation, so parameters copy by name
-between the two and pickles move both ways. The source of this module is embedded into network
-pickles and must run against the reference `torch_utils` too: import nothing but torch, numpy and
-`torch_utils` names that the reference also has.
+signatures and state_dict keys follow the reference implementation, so parameters copy by name between
+the two and network pickles move both ways. This module's source travels inside those pickles and must
+also run against the reference `torch_utils`: it imports nothing but torch, numpy and `torch_utils` names
+that the reference has too.
 
 Differences are in speed only; results agree to float32 rounding:
 - demodulation never builds per-sample weights [batch, out, in, kh, kw] (see modulated_conv2d());
@@ -22,6 +22,24 @@ from torch_utils.ops import bias_act
 from torch_utils.ops import fma
 
 #----------------------------------------------------------------------------
+# Small shared pieces.
+
+def _act_gain(activation):
+    return bias_act.activation_funcs[activation].def_gain
+
+def _clamp(conv_clamp, gain):
+    # Layers scaled by `gain` (resnet branches) clamp at a proportionally scaled bound.
+    return None if conv_clamp is None else conv_clamp * gain
+
+def _conv_weight(out_channels, in_channels, kernel_size, channels_last=False):
+    w = torch.randn([out_channels, in_channels, kernel_size, kernel_size])
+    return w.to(memory_format=(torch.channels_last if channels_last else torch.contiguous_format))
+
+def _block_precision(use_fp16, channels_last, force_fp32):
+    """(dtype, memory_format) a synthesis/discriminator block computes in."""
+    if use_fp16 and not force_fp32:
+        return torch.float16, (torch.channels_last if channels_last else torch.contiguous_format)
+    return torch.float32, torch.contiguous_format
 
 @misc.profiled_function
 def normalize_2nd_moment(x, dim=1, eps=1e-8):
@@ -94,111 +112,81 @@ def _conv2d_resample(x, w, f=None, up=1, down=1, padding=0, flip_weight=True):
 #----------------------------------------------------------------------------
 
 @misc.profiled_function
-def modulated_conv2d(
-    x,                          # Input [batch_size, in_channels, in_height, in_width].
-    weight,                     # Shared weight [out_channels, in_channels, kernel_height, kernel_width].
-    styles,                     # Per-sample input-channel scales [batch_size, in_channels].
-    noise           = None,     # Optional noise added to the output.
-    up              = 1,        # Integer upsampling factor.
-    down            = 1,        # Integer downsampling factor.
-    padding         = 0,        # Padding with respect to the upsampled image.
-    resample_filter = None,     # Filter from upfirdn2d.setup_filter() used for resampling.
-    demodulate      = True,     # Normalise each output channel of the modulated weight to unit norm?
-    flip_weight     = True,     # False = convolution, True = correlation (as torch's conv2d).
-    fused_modconv   = True,     # One grouped conv with per-sample weights instead of scaling activations?
-):
-    batch_size = x.shape[0]
-    out_channels, in_channels, kh, kw = weight.shape
-    misc.assert_shape(weight, [out_channels, in_channels, kh, kw])
-    misc.assert_shape(x, [batch_size, in_channels, None, None])
-    misc.assert_shape(styles, [batch_size, in_channels])
+def modulated_conv2d(x, weight, styles, noise=None, up=1, down=1, padding=0, resample_filter=None,
+        demodulate=True, flip_weight=True, fused_modconv=True):
+    """Convolution of x [N,I,H,W] with weight [O,I,kh,kw] scaled per sample by styles [N,I] along the
+    input channels, optionally normalised per sample and output channel (demodulate) and plus noise.
+    up/down/padding/resample_filter/flip_weight as in conv2d_resample(). fused_modconv=True runs one
+    grouped convolution with a weight per sample; False scales the activations around one shared
+    convolution instead (same result, cheaper when the batch is large or gradients are needed)."""
+    N = x.shape[0]
+    O, I, kh, kw = weight.shape
+    misc.assert_shape(weight, [O, I, kh, kw])
+    misc.assert_shape(x, [N, I, None, None])
+    misc.assert_shape(styles, [N, I])
 
-    # Under fp16, rescale weight and styles so the conv cannot overflow; demodulation undoes the scale.
-    if x.dtype == torch.float16 and demodulate:
-        weight = weight * (1 / np.sqrt(in_channels * kh * kw) / weight.norm(float('inf'), dim=[1, 2, 3], keepdim=True))
+    # fp16 would overflow in the unnormalised conv; demodulation cancels any scale, so shrink both factors.
+    if demodulate and x.dtype == torch.float16:
+        weight = weight * (1 / np.sqrt(I * kh * kw) / weight.norm(float('inf'), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float('inf'), dim=1, keepdim=True)
 
-    # The modulated weight of sample n is weight[o,i,:,:] * styles[n,i]; its squared norm per output
-    # channel is sum_i styles[n,i]^2 * sum_k weight[o,i,k]^2, i.e. a [N,I] x [I,O] product.
-    dcoefs = None
-    if demodulate:
-        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt() # [NO]
+    # Norm of sample n's modulated kernel for output o: sum_i styles[n,i]^2 * sum_k weight[o,i,k]^2,
+    # an [N,I] x [I,O] product.
+    dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt() if demodulate else None
 
     if not fused_modconv:
-        # Scale the activations instead of the weight: one ordinary conv serves the whole batch.
-        x = x * styles.to(x.dtype).reshape(batch_size, -1, 1, 1)
-        x = _conv2d_resample(x=x, w=weight.to(x.dtype), f=resample_filter, up=up, down=down,
+        scale = lambda t: t.to(x.dtype).reshape(N, -1, 1, 1)
+        y = _conv2d_resample(x=x * scale(styles), w=weight.to(x.dtype), f=resample_filter, up=up, down=down,
             padding=padding, flip_weight=flip_weight)
-        if demodulate and noise is not None:
-            return fma.fma(x, dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1), noise.to(x.dtype))
-        if demodulate:
-            return x * dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1)
-        if noise is not None:
-            return x.add_(noise.to(x.dtype))
-        return x
+        if dcoefs is not None:
+            return y * scale(dcoefs) if noise is None else fma.fma(y, scale(dcoefs), noise.to(x.dtype))
+        return y if noise is None else y.add_(noise.to(x.dtype))
 
-    # Fused: fold the batch into channel groups, one group per sample with its own weight.
+    # Fused: the batch becomes channel groups of a single-image convolution, one group per sample.
     with misc.suppress_tracer_warnings(): # the batch size becomes a constant when tracing
-        batch_size = int(batch_size)
-    w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1) # [NOIkk]
-    if demodulate:
-        w = w * dcoefs.reshape(batch_size, -1, 1, 1, 1)
-    x = x.reshape(1, -1, *x.shape[2:])
-    w = w.reshape(-1, in_channels, kh, kw)
-    x = conv2d_resample.conv2d_resample(x=x, w=w.to(x.dtype), f=resample_filter, up=up, down=down,
-        padding=padding, groups=batch_size, flip_weight=flip_weight)
-    x = x.reshape(batch_size, -1, *x.shape[2:])
-    if noise is not None:
-        x = x.add_(noise)
-    return x
+        N = int(N)
+    w = weight.unsqueeze(0) * styles.reshape(N, 1, I, 1, 1) # [N,O,I,kh,kw]
+    if dcoefs is not None:
+        w = w * dcoefs.reshape(N, O, 1, 1, 1)
+    y = conv2d_resample.conv2d_resample(x=x.reshape(1, N * I, *x.shape[2:]), w=w.reshape(N * O, I, kh, kw).to(x.dtype),
+        f=resample_filter, up=up, down=down, padding=padding, groups=N, flip_weight=flip_weight)
+    y = y.reshape(N, O, *y.shape[2:])
+    return y if noise is None else y.add_(noise)
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
 class FullyConnectedLayer(torch.nn.Module):
-    def __init__(self,
-        in_features,                # Number of input features.
-        out_features,               # Number of output features.
-        bias            = True,     # Add a bias before the activation?
-        activation      = 'linear', # Activation name from bias_act.activation_funcs.
-        lr_multiplier   = 1,        # Learning-rate multiplier (equalised learning rate).
-        bias_init       = 0,        # Initial bias value.
-    ):
+    """Dense layer with equalised learning rate: parameters are stored divided by their runtime gains,
+    so Adam's effective step scales with lr_multiplier. bias_init is the initial bias value."""
+
+    def __init__(self, in_features, out_features, bias=True, activation='linear', lr_multiplier=1, bias_init=0):
         super().__init__()
         self.activation = activation
-        # Parameters are stored divided by the runtime gains, so Adam's step size scales with lr_multiplier.
         self.weight = torch.nn.Parameter(torch.randn([out_features, in_features]) / lr_multiplier)
         self.bias = torch.nn.Parameter(torch.full([out_features], np.float32(bias_init))) if bias else None
         self.weight_gain = lr_multiplier / np.sqrt(in_features)
         self.bias_gain = lr_multiplier
 
     def forward(self, x):
-        w = self.weight.to(x.dtype) * self.weight_gain
-        b = None
-        if self.bias is not None:
-            b = self.bias.to(x.dtype)
-            b = b * self.bias_gain if self.bias_gain != 1 else b
-        if b is not None and self.activation == 'linear':
-            return torch.addmm(b.unsqueeze(0), x, w.t())
-        return bias_act.bias_act(x.matmul(w.t()), b, act=self.activation)
+        weight = self.weight.to(x.dtype).mul(self.weight_gain)
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        if bias is not None and self.bias_gain != 1:
+            bias = bias.mul(self.bias_gain)
+        if self.activation == 'linear' and bias is not None:
+            return torch.addmm(bias.unsqueeze(0), x, weight.t()) # one fused op for the common case
+        return bias_act.bias_act(x.matmul(weight.t()), bias, act=self.activation)
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
 class Conv2dLayer(torch.nn.Module):
-    def __init__(self,
-        in_channels,                    # Number of input channels.
-        out_channels,                   # Number of output channels.
-        kernel_size,                    # Width and height of the kernel.
-        bias            = True,         # Add a bias before the activation?
-        activation      = 'linear',     # Activation name from bias_act.activation_funcs.
-        up              = 1,            # Integer upsampling factor.
-        down            = 1,            # Integer downsampling factor.
-        resample_filter = [1,3,3,1],    # Low-pass filter used for resampling.
-        conv_clamp      = None,         # Clamp outputs to +-conv_clamp, None = no clamping.
-        channels_last   = False,        # Store the weight in channels_last memory format?
-        trainable       = True,         # False = weight and bias are buffers (frozen layers).
-    ):
+    """Convolution (equalised learning rate) + bias + activation, with optional FIR up/downsampling
+    (resample_filter) and output clamping at +-conv_clamp. channels_last stores the weight in that
+    memory format; trainable=False registers weight and bias as buffers (frozen layers)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, bias=True, activation='linear', up=1, down=1,
+            resample_filter=[1,3,3,1], conv_clamp=None, channels_last=False, trainable=True):
         super().__init__()
         self.activation = activation
         self.up = up
@@ -206,46 +194,40 @@ class Conv2dLayer(torch.nn.Module):
         self.conv_clamp = conv_clamp
         self.register_buffer('resample_filter', upfirdn2d.setup_filter(resample_filter))
         self.padding = kernel_size // 2
-        self.weight_gain = 1 / np.sqrt(in_channels * (kernel_size ** 2))
-        self.act_gain = bias_act.activation_funcs[activation].def_gain
+        self.weight_gain = 1 / np.sqrt(in_channels * kernel_size ** 2)
+        self.act_gain = _act_gain(activation)
 
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        weight = torch.randn([out_channels, in_channels, kernel_size, kernel_size]).to(memory_format=memory_format)
+        weight = _conv_weight(out_channels, in_channels, kernel_size, channels_last)
         bias = torch.zeros([out_channels]) if bias else None
         if trainable:
             self.weight = torch.nn.Parameter(weight)
-            self.bias = torch.nn.Parameter(bias) if bias is not None else None
+            self.bias = None if bias is None else torch.nn.Parameter(bias)
         else:
             self.register_buffer('weight', weight)
-            if bias is not None:
-                self.register_buffer('bias', bias)
-            else:
+            if bias is None:
                 self.bias = None
+            else:
+                self.register_buffer('bias', bias)
 
     def forward(self, x, gain=1):
-        w = self.weight * self.weight_gain
-        b = self.bias.to(x.dtype) if self.bias is not None else None
-        x = _conv2d_resample(x=x, w=w.to(x.dtype), f=self.resample_filter, up=self.up,
-            down=self.down, padding=self.padding, flip_weight=(self.up == 1)) # either works; correlation is cheaper
-        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act.bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        weight = (self.weight * self.weight_gain).to(x.dtype)
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        # Without upsampling, correlation (flip_weight=True) saves a kernel flip; the learned result is the same.
+        x = _conv2d_resample(x=x, w=weight, f=self.resample_filter, up=self.up, down=self.down,
+            padding=self.padding, flip_weight=(self.up == 1))
+        return bias_act.bias_act(x, bias, act=self.activation, gain=self.act_gain * gain, clamp=_clamp(self.conv_clamp, gain))
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
 class MappingNetwork(torch.nn.Module):
-    def __init__(self,
-        z_dim,                      # Latent (Z) dimensionality, 0 = no latent.
-        c_dim,                      # Label (C) dimensionality, 0 = no label.
-        w_dim,                      # Intermediate latent (W) dimensionality.
-        num_ws,                     # Number of copies of w to output, None = output [N, w_dim].
-        num_layers      = 8,        # Number of mapping layers.
-        embed_features  = None,     # Label embedding size, None = w_dim.
-        layer_features  = None,     # Hidden layer size, None = w_dim.
-        activation      = 'lrelu',  # Activation name from bias_act.activation_funcs.
-        lr_multiplier   = 0.01,     # Learning-rate multiplier of the mapping layers.
-        w_avg_beta      = 0.995,    # Decay of the running average of w (for truncation), None = no tracking.
-    ):
+    """z (and label embedding) -> w. z_dim or c_dim may be 0 (absent). num_ws copies of w are output
+    ([N, num_ws, w_dim]), or a single [N, w_dim] if num_ws is None. embed_features and layer_features
+    default to w_dim. w_avg_beta is the decay of the running mean of w used for truncation (None = no
+    tracking, no truncation)."""
+
+    def __init__(self, z_dim, c_dim, w_dim, num_ws, num_layers=8, embed_features=None, layer_features=None,
+            activation='lrelu', lr_multiplier=0.01, w_avg_beta=0.995):
         super().__init__()
         self.z_dim = z_dim
         self.c_dim = c_dim
@@ -254,68 +236,52 @@ class MappingNetwork(torch.nn.Module):
         self.num_layers = num_layers
         self.w_avg_beta = w_avg_beta
 
-        if embed_features is None:
-            embed_features = w_dim
-        if c_dim == 0:
-            embed_features = 0
-        if layer_features is None:
-            layer_features = w_dim
-        features = [z_dim + embed_features] + [layer_features] * (num_layers - 1) + [w_dim]
-
+        embed_features = 0 if c_dim == 0 else (w_dim if embed_features is None else embed_features)
+        hidden = w_dim if layer_features is None else layer_features
+        sizes = [z_dim + embed_features] + [hidden] * (num_layers - 1) + [w_dim]
         if c_dim > 0:
             self.embed = FullyConnectedLayer(c_dim, embed_features)
-        for idx in range(num_layers):
-            setattr(self, f'fc{idx}', FullyConnectedLayer(features[idx], features[idx + 1],
-                activation=activation, lr_multiplier=lr_multiplier))
+        for idx, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            setattr(self, f'fc{idx}', FullyConnectedLayer(fan_in, fan_out, activation=activation, lr_multiplier=lr_multiplier))
         if num_ws is not None and w_avg_beta is not None:
             self.register_buffer('w_avg', torch.zeros([w_dim]))
 
     def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, skip_w_avg_update=False):
-        # Normalised latent and normalised label embedding, side by side.
-        parts = []
+        inputs = []
         if self.z_dim > 0:
             misc.assert_shape(z, [None, self.z_dim])
-            parts.append(normalize_2nd_moment(z.to(torch.float32)))
+            inputs.append(normalize_2nd_moment(z.to(torch.float32)))
         if self.c_dim > 0:
             misc.assert_shape(c, [None, self.c_dim])
-            parts.append(normalize_2nd_moment(self.embed(c.to(torch.float32))))
-        x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-
+            inputs.append(normalize_2nd_moment(self.embed(c.to(torch.float32))))
+        w = torch.cat(inputs, dim=1) if len(inputs) > 1 else inputs[0]
         for idx in range(self.num_layers):
-            x = getattr(self, f'fc{idx}')(x)
+            w = getattr(self, f'fc{idx}')(w)
 
-        if self.w_avg_beta is not None and self.training and not skip_w_avg_update:
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
-
+        if self.training and self.w_avg_beta is not None and not skip_w_avg_update:
+            # w_avg <- beta * w_avg + (1 - beta) * batch mean
+            self.w_avg.copy_(w.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         if self.num_ws is not None:
-            x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
+            w = w.unsqueeze(1).repeat([1, self.num_ws, 1])
 
-        # Truncation trick: pull w towards its average (only the first truncation_cutoff ws, if given).
+        # Truncation: move w towards w_avg by 1 - psi; with a cutoff, only the first truncation_cutoff ws.
         if truncation_psi != 1:
-            assert self.w_avg_beta is not None, 'truncation needs w_avg (w_avg_beta=None disables it)'
-            if self.num_ws is None or truncation_cutoff is None:
-                x = self.w_avg.lerp(x, truncation_psi)
+            assert self.w_avg_beta is not None, 'truncation needs w_avg, which w_avg_beta=None turns off'
+            if self.num_ws is not None and truncation_cutoff is not None:
+                w[:, :truncation_cutoff] = self.w_avg.lerp(w[:, :truncation_cutoff], truncation_psi)
             else:
-                x[:, :truncation_cutoff] = self.w_avg.lerp(x[:, :truncation_cutoff], truncation_psi)
-        return x
+                w = self.w_avg.lerp(w, truncation_psi)
+        return w
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
 class SynthesisLayer(torch.nn.Module):
-    def __init__(self,
-        in_channels,                    # Number of input channels.
-        out_channels,                   # Number of output channels.
-        w_dim,                          # Intermediate latent (W) dimensionality.
-        resolution,                     # Output resolution of this layer.
-        kernel_size     = 3,            # Width and height of the kernel.
-        up              = 1,            # Integer upsampling factor.
-        use_noise       = True,         # Add per-pixel noise?
-        activation      = 'lrelu',      # Activation name from bias_act.activation_funcs.
-        resample_filter = [1,3,3,1],    # Low-pass filter used for resampling.
-        conv_clamp      = None,         # Clamp outputs to +-conv_clamp, None = no clamping.
-        channels_last   = False,        # Store the weight in channels_last memory format?
-    ):
+    """Modulated 3x3 convolution (optionally upsampling by `up`) + per-pixel noise + bias + activation,
+    producing `resolution` x `resolution` outputs. The style comes from w through the affine layer."""
+
+    def __init__(self, in_channels, out_channels, w_dim, resolution, kernel_size=3, up=1, use_noise=True,
+            activation='lrelu', resample_filter=[1,3,3,1], conv_clamp=None, channels_last=False):
         super().__init__()
         self.resolution = resolution
         self.up = up
@@ -324,11 +290,10 @@ class SynthesisLayer(torch.nn.Module):
         self.conv_clamp = conv_clamp
         self.register_buffer('resample_filter', upfirdn2d.setup_filter(resample_filter))
         self.padding = kernel_size // 2
-        self.act_gain = bias_act.activation_funcs[activation].def_gain
+        self.act_gain = _act_gain(activation)
 
-        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.weight = torch.nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]).to(memory_format=memory_format))
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1) # styles start around 1
+        self.weight = torch.nn.Parameter(_conv_weight(out_channels, in_channels, kernel_size, channels_last))
         if use_noise:
             self.register_buffer('noise_const', torch.randn([resolution, resolution]))
             self.noise_strength = torch.nn.Parameter(torch.zeros([]))
@@ -336,36 +301,37 @@ class SynthesisLayer(torch.nn.Module):
 
     def forward(self, x, w, noise_mode='random', fused_modconv=True, gain=1):
         assert noise_mode in ['random', 'const', 'none'], f'noise_mode must be random, const or none, got {noise_mode!r}'
-        misc.assert_shape(x, [None, self.weight.shape[1], self.resolution // self.up, self.resolution // self.up])
-        styles = self.affine(w)
+        in_res = self.resolution // self.up
+        misc.assert_shape(x, [None, self.weight.shape[1], in_res, in_res])
 
         noise = None
-        if self.use_noise and noise_mode == 'random':
-            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
-        elif self.use_noise and noise_mode == 'const':
+        if self.use_noise and noise_mode == 'const':
             noise = self.noise_const * self.noise_strength
+        elif self.use_noise and noise_mode == 'random':
+            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
 
-        x = modulated_conv2d(x=x, weight=self.weight, styles=styles, noise=noise, up=self.up, padding=self.padding,
-            resample_filter=self.resample_filter, flip_weight=(self.up == 1), fused_modconv=fused_modconv)
-        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act.bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        x = modulated_conv2d(x=x, weight=self.weight, styles=self.affine(w), noise=noise, up=self.up,
+            padding=self.padding, resample_filter=self.resample_filter, flip_weight=(self.up == 1),
+            fused_modconv=fused_modconv)
+        return bias_act.bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain,
+            clamp=_clamp(self.conv_clamp, gain))
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
 class ToRGBLayer(torch.nn.Module):
+    """Modulated 1x1 convolution to image channels, without demodulation."""
+
     def __init__(self, in_channels, out_channels, w_dim, kernel_size=1, conv_clamp=None, channels_last=False):
         super().__init__()
         self.conv_clamp = conv_clamp
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.weight = torch.nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]).to(memory_format=memory_format))
+        self.weight = torch.nn.Parameter(_conv_weight(out_channels, in_channels, kernel_size, channels_last))
         self.bias = torch.nn.Parameter(torch.zeros([out_channels]))
-        self.weight_gain = 1 / np.sqrt(in_channels * (kernel_size ** 2))
+        self.weight_gain = 1 / np.sqrt(in_channels * kernel_size ** 2)
 
     def forward(self, x, w, fused_modconv=True):
-        # No demodulation: the weight gain goes into the styles instead.
-        styles = self.affine(w) * self.weight_gain
+        styles = self.affine(w) * self.weight_gain # the equalised-lr gain rides on the styles
         x = modulated_conv2d(x=x, weight=self.weight, styles=styles, demodulate=False, fused_modconv=fused_modconv)
         return bias_act.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
 
@@ -373,20 +339,15 @@ class ToRGBLayer(torch.nn.Module):
 
 @persistence.persistent_class
 class SynthesisBlock(torch.nn.Module):
-    def __init__(self,
-        in_channels,                        # Number of input channels, 0 = first block (learned constant input).
-        out_channels,                       # Number of output channels.
-        w_dim,                              # Intermediate latent (W) dimensionality.
-        resolution,                         # Resolution of this block.
-        img_channels,                       # Number of image channels.
-        is_last,                            # Last block (always has a ToRGB layer)?
-        architecture        = 'skip',       # 'orig', 'skip' or 'resnet'.
-        resample_filter     = [1,3,3,1],    # Low-pass filter used for resampling.
-        conv_clamp          = None,         # Clamp conv outputs to +-conv_clamp, None = no clamping.
-        use_fp16            = False,        # Run this block in float16?
-        fp16_channels_last  = False,        # Use channels_last memory format when in float16?
-        **layer_kwargs,                     # Arguments for SynthesisLayer.
-    ):
+    """One resolution of the synthesis network: [conv0 (upsampling)] + conv1 [+ ToRGB] [+ resnet skip].
+    in_channels=0 makes the first block, which starts from a learned constant. architecture: 'orig'
+    (ToRGB in the last block only), 'skip' (every block adds to the upsampled image) or 'resnet' (skip
+    connection around the convs). The block consumes num_conv + num_torgb ws: its ToRGB shares a w with
+    the next block's first conv. use_fp16 runs it in float16 (channels_last if fp16_channels_last).
+    Further keyword arguments go to the SynthesisLayers."""
+
+    def __init__(self, in_channels, out_channels, w_dim, resolution, img_channels, is_last, architecture='skip',
+            resample_filter=[1,3,3,1], conv_clamp=None, use_fp16=False, fp16_channels_last=False, **layer_kwargs):
         assert architecture in ['orig', 'skip', 'resnet'], f'architecture must be orig, skip or resnet, got {architecture!r}'
         super().__init__()
         self.in_channels = in_channels
@@ -398,81 +359,66 @@ class SynthesisBlock(torch.nn.Module):
         self.use_fp16 = use_fp16
         self.channels_last = (use_fp16 and fp16_channels_last)
         self.register_buffer('resample_filter', upfirdn2d.setup_filter(resample_filter))
-        self.num_conv = 0   # number of ws consumed by the conv layers ...
-        self.num_torgb = 0  # ... and by ToRGB (which shares its w with the next block's first conv)
+        layer = dict(w_dim=w_dim, resolution=resolution, conv_clamp=conv_clamp, channels_last=self.channels_last)
 
         if in_channels == 0:
             self.const = torch.nn.Parameter(torch.randn([out_channels, resolution, resolution]))
-        if in_channels != 0:
-            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim=w_dim, resolution=resolution, up=2,
-                resample_filter=resample_filter, conv_clamp=conv_clamp, channels_last=self.channels_last, **layer_kwargs)
-            self.num_conv += 1
-        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim=w_dim, resolution=resolution,
-            conv_clamp=conv_clamp, channels_last=self.channels_last, **layer_kwargs)
-        self.num_conv += 1
-        if is_last or architecture == 'skip':
-            self.torgb = ToRGBLayer(out_channels, img_channels, w_dim=w_dim,
-                conv_clamp=conv_clamp, channels_last=self.channels_last)
-            self.num_torgb += 1
+        else:
+            self.conv0 = SynthesisLayer(in_channels, out_channels, up=2, resample_filter=resample_filter, **layer, **layer_kwargs)
+        self.conv1 = SynthesisLayer(out_channels, out_channels, **layer, **layer_kwargs)
+        self.num_conv = 1 if in_channels == 0 else 2
+        self.num_torgb = 1 if (is_last or architecture == 'skip') else 0
+        if self.num_torgb:
+            self.torgb = ToRGBLayer(out_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp, channels_last=self.channels_last)
         if in_channels != 0 and architecture == 'resnet':
             self.skip = Conv2dLayer(in_channels, out_channels, kernel_size=1, bias=False, up=2,
                 resample_filter=resample_filter, channels_last=self.channels_last)
 
     def forward(self, x, img, ws, force_fp32=False, fused_modconv=None, **layer_kwargs):
         misc.assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim])
-        w_iter = iter(ws.unbind(dim=1))
-        dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
-        memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
+        dtype, memory_format = _block_precision(self.use_fp16, self.channels_last, force_fp32)
         if fused_modconv is None:
-            # Per-sample weights (one grouped conv) pay off for inference on GPU in float32, or for a single
-            # sample. Otherwise one shared conv over the style-scaled batch is faster: on CPU by ~2.5x.
+            # Per-sample weights (one grouped conv) pay off for inference on GPU in float32 and for a
+            # single sample; otherwise one shared conv over the style-scaled batch is faster (CPU: ~2.5x).
             with misc.suppress_tracer_warnings():
                 n = int(ws.shape[0])
             fused_modconv = (not self.training) and (n == 1 or (dtype == torch.float32 and ws.device.type != 'cpu'))
+        w_list = ws.unbind(dim=1)
+        kwargs = dict(fused_modconv=fused_modconv, **layer_kwargs)
 
         if self.in_channels == 0:
-            x = self.const.to(dtype=dtype, memory_format=memory_format)
-            x = x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = self.const.to(dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1]).to(memory_format=memory_format)
+            x = self.conv1(x, w_list[0], **kwargs)
         else:
             misc.assert_shape(x, [None, self.in_channels, self.resolution // 2, self.resolution // 2])
             x = x.to(dtype=dtype, memory_format=memory_format)
-
-        if self.in_channels == 0:
-            x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
-        elif self.architecture == 'resnet':
-            y = self.skip(x, gain=np.sqrt(0.5))
-            x = self.conv0(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
-            x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, gain=np.sqrt(0.5), **layer_kwargs)
-            x = y.add_(x)
-        else:
-            x = self.conv0(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
-            x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
+            y = self.skip(x, gain=np.sqrt(0.5)) if self.architecture == 'resnet' else None
+            x = self.conv0(x, w_list[0], **kwargs)
+            if y is None:
+                x = self.conv1(x, w_list[1], **kwargs)
+            else: # both branches scaled by sqrt(1/2) keep the variance of the sum
+                x = y.add_(self.conv1(x, w_list[1], gain=np.sqrt(0.5), **kwargs))
 
         if img is not None:
             misc.assert_shape(img, [None, self.img_channels, self.resolution // 2, self.resolution // 2])
             img = upfirdn2d.upsample2d(img, self.resample_filter)
-        if self.is_last or self.architecture == 'skip':
-            y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv)
+        if self.num_torgb:
+            y = self.torgb(x, w_list[self.num_conv], fused_modconv=fused_modconv)
             y = y.to(dtype=torch.float32, memory_format=torch.contiguous_format)
-            img = img.add_(y) if img is not None else y
-
-        assert x.dtype == dtype
-        assert img is None or img.dtype == torch.float32
+            img = y if img is None else img.add_(y)
+        assert x.dtype == dtype and (img is None or img.dtype == torch.float32)
         return x, img
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
 class SynthesisNetwork(torch.nn.Module):
-    def __init__(self,
-        w_dim,                      # Intermediate latent (W) dimensionality.
-        img_resolution,             # Output resolution (a power of two >= 4).
-        img_channels,               # Number of image channels.
-        channel_base    = 32768,    # Channels at resolution r: min(channel_base // r, channel_max).
-        channel_max     = 512,      # Maximum number of channels in any layer.
-        num_fp16_res    = 0,        # Run the N highest resolutions in float16.
-        **block_kwargs,             # Arguments for SynthesisBlock.
-    ):
+    """ws [N, num_ws, w_dim] -> image [N, img_channels, img_resolution, img_resolution] through one
+    SynthesisBlock per resolution 4, 8, ..., img_resolution. Resolution r has min(channel_base // r,
+    channel_max) channels; the num_fp16_res highest resolutions (never 4x4) run in float16. Further
+    keyword arguments go to the SynthesisBlocks."""
+
+    def __init__(self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, num_fp16_res=0, **block_kwargs):
         assert img_resolution >= 4 and img_resolution & (img_resolution - 1) == 0, \
             f'img_resolution must be a power of two >= 4, got {img_resolution}'
         super().__init__()
@@ -480,43 +426,38 @@ class SynthesisNetwork(torch.nn.Module):
         self.img_resolution = img_resolution
         self.img_resolution_log2 = int(np.log2(img_resolution))
         self.img_channels = img_channels
-        self.block_resolutions = [2 ** i for i in range(2, self.img_resolution_log2 + 1)]
-        channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
-        fp16_resolution = max(2 ** (self.img_resolution_log2 + 1 - num_fp16_res), 8)
+        self.block_resolutions = [2 ** k for k in range(2, self.img_resolution_log2 + 1)]
+        channels = lambda res: min(channel_base // res, channel_max)
+        fp16_from = max(2 ** (self.img_resolution_log2 + 1 - num_fp16_res), 8)
 
         self.num_ws = 0
         for res in self.block_resolutions:
-            is_last = (res == self.img_resolution)
-            block = SynthesisBlock(channels[res // 2] if res > 4 else 0, channels[res], w_dim=w_dim, resolution=res,
-                img_channels=img_channels, is_last=is_last, use_fp16=(res >= fp16_resolution), **block_kwargs)
-            self.num_ws += block.num_conv + (block.num_torgb if is_last else 0)
+            block = SynthesisBlock(channels(res // 2) if res > 4 else 0, channels(res), w_dim=w_dim, resolution=res,
+                img_channels=img_channels, is_last=(res == img_resolution), use_fp16=(res >= fp16_from), **block_kwargs)
             setattr(self, f'b{res}', block)
+            self.num_ws += block.num_conv
+        self.num_ws += block.num_torgb # only the last ToRGB has a w of its own
 
     def forward(self, ws, **block_kwargs):
         misc.assert_shape(ws, [None, self.num_ws, self.w_dim])
         ws = ws.to(torch.float32)
         x = img = None
-        w_idx = 0
+        first = 0
         for res in self.block_resolutions:
             block = getattr(self, f'b{res}')
-            # Each block sees its convs' ws plus the next one, which its ToRGB shares with the next block.
-            x, img = block(x, img, ws.narrow(1, w_idx, block.num_conv + block.num_torgb), **block_kwargs)
-            w_idx += block.num_conv
+            x, img = block(x, img, ws.narrow(1, first, block.num_conv + block.num_torgb), **block_kwargs)
+            first += block.num_conv
         return img
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
 class Generator(torch.nn.Module):
-    def __init__(self,
-        z_dim,                      # Latent (Z) dimensionality.
-        c_dim,                      # Label (C) dimensionality, 0 = unconditional.
-        w_dim,                      # Intermediate latent (W) dimensionality.
-        img_resolution,             # Output resolution.
-        img_channels,               # Number of image channels.
-        mapping_kwargs      = {},   # Arguments for MappingNetwork.
-        synthesis_kwargs    = {},   # Arguments for SynthesisNetwork.
-    ):
+    """z [N, z_dim], c [N, c_dim] -> image. mapping_kwargs and synthesis_kwargs go to MappingNetwork and
+    SynthesisNetwork; forward() passes truncation to the mapping and anything else to the synthesis
+    (noise_mode, force_fp32, fused_modconv)."""
+
+    def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs={}, synthesis_kwargs={}):
         super().__init__()
         self.z_dim = z_dim
         self.c_dim = c_dim
@@ -528,29 +469,22 @@ class Generator(torch.nn.Module):
         self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
 
     def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, **synthesis_kwargs):
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-        return self.synthesis(ws, **synthesis_kwargs)
+        return self.synthesis(self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff), **synthesis_kwargs)
 
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
 class DiscriminatorBlock(torch.nn.Module):
-    def __init__(self,
-        in_channels,                        # Number of input channels, 0 = first block (reads the image).
-        tmp_channels,                       # Number of channels between the two convs.
-        out_channels,                       # Number of output channels.
-        resolution,                         # Resolution of this block.
-        img_channels,                       # Number of image channels.
-        first_layer_idx,                    # Index of this block's first layer in the whole network.
-        architecture        = 'resnet',     # 'orig', 'skip' or 'resnet'.
-        activation          = 'lrelu',      # Activation name from bias_act.activation_funcs.
-        resample_filter     = [1,3,3,1],    # Low-pass filter used for resampling.
-        conv_clamp          = None,         # Clamp conv outputs to +-conv_clamp, None = no clamping.
-        use_fp16            = False,        # Run this block in float16?
-        fp16_channels_last  = False,        # Use channels_last memory format when in float16?
-        freeze_layers       = 0,            # Freeze-D: the first N layers of the network are not trained.
-    ):
-        assert in_channels in [0, tmp_channels]
+    """One resolution of the discriminator: [FromRGB] + conv0 + conv1 (downsampling) [+ resnet skip].
+    in_channels=0 makes the first block, which reads the image; 'skip' blocks read a downsampled copy
+    of it too. first_layer_idx numbers this block's layers within the network for Freeze-D: the first
+    freeze_layers layers of the network are frozen (buffers instead of parameters). use_fp16 runs the
+    block in float16 (channels_last if fp16_channels_last)."""
+
+    def __init__(self, in_channels, tmp_channels, out_channels, resolution, img_channels, first_layer_idx,
+            architecture='resnet', activation='lrelu', resample_filter=[1,3,3,1], conv_clamp=None,
+            use_fp16=False, fp16_channels_last=False, freeze_layers=0):
+        assert in_channels in [0, tmp_channels], f'in_channels must be 0 or tmp_channels ({tmp_channels}), got {in_channels}'
         assert architecture in ['orig', 'skip', 'resnet'], f'architecture must be orig, skip or resnet, got {architecture!r}'
         super().__init__()
         self.in_channels = in_channels
@@ -563,45 +497,36 @@ class DiscriminatorBlock(torch.nn.Module):
         self.register_buffer('resample_filter', upfirdn2d.setup_filter(resample_filter))
 
         self.num_layers = 0
-        def trainable():
-            # Called once per layer, in order: is the next layer past the frozen ones?
+        def layer(*args, **kwargs): # the next layer of the network, frozen if among the first freeze_layers
+            trainable = (self.first_layer_idx + self.num_layers >= freeze_layers)
             self.num_layers += 1
-            return self.first_layer_idx + self.num_layers - 1 >= freeze_layers
-        common = dict(activation=activation, conv_clamp=conv_clamp, channels_last=self.channels_last)
+            return Conv2dLayer(*args, trainable=trainable, channels_last=self.channels_last, **kwargs)
 
+        act = dict(activation=activation, conv_clamp=conv_clamp)
         if in_channels == 0 or architecture == 'skip':
-            self.fromrgb = Conv2dLayer(img_channels, tmp_channels, kernel_size=1, trainable=trainable(), **common)
-        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, kernel_size=3, trainable=trainable(), **common)
-        self.conv1 = Conv2dLayer(tmp_channels, out_channels, kernel_size=3, down=2, trainable=trainable(),
-            resample_filter=resample_filter, **common)
+            self.fromrgb = layer(img_channels, tmp_channels, kernel_size=1, **act)
+        self.conv0 = layer(tmp_channels, tmp_channels, kernel_size=3, **act)
+        self.conv1 = layer(tmp_channels, out_channels, kernel_size=3, down=2, resample_filter=resample_filter, **act)
         if architecture == 'resnet':
-            self.skip = Conv2dLayer(tmp_channels, out_channels, kernel_size=1, bias=False, down=2,
-                trainable=trainable(), resample_filter=resample_filter, channels_last=self.channels_last)
+            self.skip = layer(tmp_channels, out_channels, kernel_size=1, bias=False, down=2, resample_filter=resample_filter)
 
     def forward(self, x, img, force_fp32=False):
-        dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
-        memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
-
+        dtype, memory_format = _block_precision(self.use_fp16, self.channels_last, force_fp32)
         if x is not None:
             misc.assert_shape(x, [None, self.in_channels, self.resolution, self.resolution])
             x = x.to(dtype=dtype, memory_format=memory_format)
-
         if self.in_channels == 0 or self.architecture == 'skip':
             misc.assert_shape(img, [None, self.img_channels, self.resolution, self.resolution])
             img = img.to(dtype=dtype, memory_format=memory_format)
             y = self.fromrgb(img)
-            x = x + y if x is not None else y
+            x = y if x is None else x + y
             img = upfirdn2d.downsample2d(img, self.resample_filter) if self.architecture == 'skip' else None
 
-        if self.architecture == 'resnet':
+        if self.architecture == 'resnet': # both branches scaled by sqrt(1/2)
             y = self.skip(x, gain=np.sqrt(0.5))
-            x = self.conv0(x)
-            x = self.conv1(x, gain=np.sqrt(0.5))
-            x = y.add_(x)
+            x = y.add_(self.conv1(self.conv0(x), gain=np.sqrt(0.5)))
         else:
-            x = self.conv0(x)
-            x = self.conv1(x)
-
+            x = self.conv1(self.conv0(x))
         assert x.dtype == dtype
         return x, img
 
@@ -609,6 +534,9 @@ class DiscriminatorBlock(torch.nn.Module):
 
 @persistence.persistent_class
 class MinibatchStdLayer(torch.nn.Module):
+    """Appends num_channels feature maps holding the stddev of the features across a group of
+    group_size samples (None = the whole batch), averaged over channels and pixels."""
+
     def __init__(self, group_size, num_channels=1):
         super().__init__()
         self.group_size = group_size
@@ -616,15 +544,16 @@ class MinibatchStdLayer(torch.nn.Module):
 
     def forward(self, x):
         N, C, H, W = x.shape
-        with misc.suppress_tracer_warnings(): # the group size becomes a constant when tracing
-            G = int(min(self.group_size, N)) if self.group_size is not None else int(N)
-        if int(N) % G != 0:
-            raise ValueError(f'MinibatchStdLayer: batch size {int(N)} is not divisible by mbstd_group_size {G}')
+        with misc.suppress_tracer_warnings(): # sizes become constants when tracing
+            N = int(N)
+        G = N if self.group_size is None else min(int(self.group_size), N)
+        if N % G != 0:
+            raise ValueError(f'MinibatchStdLayer: batch size {N} is not divisible by mbstd_group_size {G}')
         F = self.num_channels
-        # Sample i falls in group i % (N // G); channels split into F groups whose stddevs are averaged.
+        # Sample i falls in group i % (N // G); the channels split into F sets, each giving one stddev map.
         y = x.reshape(G, -1, F, C // F, H, W)
-        y = (y - y.mean(dim=0)).square().mean(dim=0)    # [n,F,c,H,W] variance over each group
-        y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4])       # [n,F] mean stddev
+        y = (y - y.mean(dim=0)).square().mean(dim=0)    # [n,F,c,H,W] variance within each group
+        y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4])       # [n,F]
         y = y.reshape(-1, F, 1, 1).repeat(G, 1, H, W)   # [N,F,H,W]
         return torch.cat([x, y], dim=1)
 
@@ -632,17 +561,12 @@ class MinibatchStdLayer(torch.nn.Module):
 
 @persistence.persistent_class
 class DiscriminatorEpilogue(torch.nn.Module):
-    def __init__(self,
-        in_channels,                    # Number of input channels.
-        cmap_dim,                       # Size of the mapped label for the projection, 0 = unconditional.
-        resolution,                     # Resolution of this block.
-        img_channels,                   # Number of image channels.
-        architecture        = 'resnet', # 'orig', 'skip' or 'resnet'.
-        mbstd_group_size    = 4,        # Group size of the minibatch stddev layer, None = whole minibatch.
-        mbstd_num_channels  = 1,        # Features of the minibatch stddev layer, 0 = no such layer.
-        activation          = 'lrelu',  # Activation name from bias_act.activation_funcs.
-        conv_clamp          = None,     # Clamp conv outputs to +-conv_clamp, None = no clamping.
-    ):
+    """The 4x4 end of the discriminator: [FromRGB] + minibatch stddev + conv + fc + out. With
+    cmap_dim > 0, out has cmap_dim features and the score is their projection onto the mapped label
+    (cmap), scaled by 1/sqrt(cmap_dim); otherwise out is the score."""
+
+    def __init__(self, in_channels, cmap_dim, resolution, img_channels, architecture='resnet', mbstd_group_size=4,
+            mbstd_num_channels=1, activation='lrelu', conv_clamp=None):
         assert architecture in ['orig', 'skip', 'resnet'], f'architecture must be orig, skip or resnet, got {architecture!r}'
         super().__init__()
         self.in_channels = in_channels
@@ -655,28 +579,21 @@ class DiscriminatorEpilogue(torch.nn.Module):
             self.fromrgb = Conv2dLayer(img_channels, in_channels, kernel_size=1, activation=activation)
         self.mbstd = MinibatchStdLayer(group_size=mbstd_group_size, num_channels=mbstd_num_channels) if mbstd_num_channels > 0 else None
         self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, kernel_size=3, activation=activation, conv_clamp=conv_clamp)
-        self.fc = FullyConnectedLayer(in_channels * (resolution ** 2), in_channels, activation=activation)
-        self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
+        self.fc = FullyConnectedLayer(in_channels * resolution ** 2, in_channels, activation=activation)
+        self.out = FullyConnectedLayer(in_channels, cmap_dim if cmap_dim > 0 else 1)
 
-    def forward(self, x, img, cmap, force_fp32=False):
+    def forward(self, x, img, cmap, force_fp32=False): # always float32; force_fp32 accepted for symmetry
         misc.assert_shape(x, [None, self.in_channels, self.resolution, self.resolution])
-        _ = force_fp32 # always float32
         x = x.to(dtype=torch.float32, memory_format=torch.contiguous_format)
         if self.architecture == 'skip':
             misc.assert_shape(img, [None, self.img_channels, self.resolution, self.resolution])
             x = x + self.fromrgb(img.to(dtype=torch.float32, memory_format=torch.contiguous_format))
-
         if self.mbstd is not None:
             x = self.mbstd(x)
-        x = self.conv(x)
-        x = self.fc(x.flatten(1))
-        x = self.out(x)
-
-        # Projection discriminator: score = <out, cmap> / sqrt(cmap_dim).
+        x = self.out(self.fc(self.conv(x).flatten(1)))
         if self.cmap_dim > 0:
             misc.assert_shape(cmap, [None, self.cmap_dim])
             x = (x * cmap).sum(dim=1, keepdim=True) * (1 / np.sqrt(self.cmap_dim))
-
         assert x.dtype == torch.float32
         return x
 
@@ -684,44 +601,38 @@ class DiscriminatorEpilogue(torch.nn.Module):
 
 @persistence.persistent_class
 class Discriminator(torch.nn.Module):
-    def __init__(self,
-        c_dim,                          # Label (C) dimensionality, 0 = unconditional.
-        img_resolution,                 # Input resolution.
-        img_channels,                   # Number of image channels.
-        architecture        = 'resnet', # 'orig', 'skip' or 'resnet'.
-        channel_base        = 32768,    # Channels at resolution r: min(channel_base // r, channel_max).
-        channel_max         = 512,      # Maximum number of channels in any layer.
-        num_fp16_res        = 0,        # Run the N highest resolutions in float16.
-        conv_clamp          = None,     # Clamp conv outputs to +-conv_clamp, None = no clamping.
-        cmap_dim            = None,     # Size of the mapped label, None = channels at 4x4.
-        block_kwargs        = {},       # Arguments for DiscriminatorBlock.
-        mapping_kwargs      = {},       # Arguments for MappingNetwork (label mapping).
-        epilogue_kwargs     = {},       # Arguments for DiscriminatorEpilogue.
-    ):
+    """image [N, img_channels, img_resolution, img_resolution], c [N, c_dim] -> score [N, 1]: one
+    DiscriminatorBlock per resolution img_resolution, ..., 8, then the 4x4 epilogue. Channels and fp16
+    as in SynthesisNetwork. A conditional D (c_dim > 0) maps c to cmap (cmap_dim features, default: the
+    channels at 4x4) and projects onto it. block_kwargs, mapping_kwargs and epilogue_kwargs go to the
+    respective parts."""
+
+    def __init__(self, c_dim, img_resolution, img_channels, architecture='resnet', channel_base=32768,
+            channel_max=512, num_fp16_res=0, conv_clamp=None, cmap_dim=None, block_kwargs={}, mapping_kwargs={},
+            epilogue_kwargs={}):
         super().__init__()
         self.c_dim = c_dim
         self.img_resolution = img_resolution
         self.img_resolution_log2 = int(np.log2(img_resolution))
         self.img_channels = img_channels
-        self.block_resolutions = [2 ** i for i in range(self.img_resolution_log2, 2, -1)]
-        channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions + [4]}
-        fp16_resolution = max(2 ** (self.img_resolution_log2 + 1 - num_fp16_res), 8)
-
-        if cmap_dim is None:
-            cmap_dim = channels[4]
+        self.block_resolutions = [2 ** k for k in range(self.img_resolution_log2, 2, -1)]
+        channels = lambda res: min(channel_base // res, channel_max)
+        fp16_from = max(2 ** (self.img_resolution_log2 + 1 - num_fp16_res), 8)
         if c_dim == 0:
             cmap_dim = 0
+        elif cmap_dim is None:
+            cmap_dim = channels(4)
 
         common = dict(img_channels=img_channels, architecture=architecture, conv_clamp=conv_clamp)
         layer_idx = 0
         for res in self.block_resolutions:
-            block = DiscriminatorBlock(channels[res] if res < img_resolution else 0, channels[res], channels[res // 2],
-                resolution=res, first_layer_idx=layer_idx, use_fp16=(res >= fp16_resolution), **block_kwargs, **common)
+            block = DiscriminatorBlock(channels(res) if res < img_resolution else 0, channels(res), channels(res // 2),
+                resolution=res, first_layer_idx=layer_idx, use_fp16=(res >= fp16_from), **block_kwargs, **common)
             setattr(self, f'b{res}', block)
             layer_idx += block.num_layers
         if c_dim > 0:
             self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None, **mapping_kwargs)
-        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, **epilogue_kwargs, **common)
+        self.b4 = DiscriminatorEpilogue(channels(4), cmap_dim=cmap_dim, resolution=4, **epilogue_kwargs, **common)
 
     def forward(self, img, c, **block_kwargs):
         x = None
