@@ -199,8 +199,9 @@ def calc_metrics(ctx, network_pkl, metrics, data, mirror, gpus, verbose, incepti
 def _calc_metrics(ctx, network_pkl, metrics, data, mirror, gpus, verbose, inception, vgg16, mnist, max_items):
     args = dnnlib.EasyDict(metrics=metrics, num_gpus=gpus, network_pkl=network_pkl, verbose=verbose,
         inception=inception, vgg16=vgg16, mnist=mnist, max_items=max_items)
-    if not all(metric_main.is_valid_metric(metric) for metric in args.metrics):
-        ctx.fail('\n'.join(['--metrics can only contain the following values:'] + metric_main.list_valid_metrics()))
+    unknown = [metric for metric in args.metrics if not metric_main.is_valid_metric(metric)]
+    if unknown: # one line naming what was wrong, and what would be right
+        ctx.fail(f'--metrics: unknown metric(s) {",".join(unknown)}; choose from {", ".join(metric_main.list_valid_metrics())}')
     if not args.num_gpus >= 1:
         ctx.fail('--gpus must be at least 1')
     if args.num_gpus > 1 and torch.cuda.device_count() < args.num_gpus:

@@ -174,13 +174,13 @@ def generate_images(
 
     print(f'Loading networks from "{network_pkl}"...')
     G = load_generator(network_pkl, dev)
-    os.makedirs(outdir, exist_ok=True)
 
     if projected_w is not None:
         if seeds is not None:
             click.echo('warn: --seeds is ignored when using --projected-w', err=True)
         print(f'Generating images from projected W "{projected_w}"')
         ws = load_projected_w(projected_w, G, dev)
+        os.makedirs(outdir, exist_ok=True) # only once every input has been checked
         for idx, img in enumerate(generate_from_ws(G, ws, noise_mode=noise_mode)):
             save_image(img, os.path.join(outdir, f'proj{idx:02d}.png'))
         return
@@ -194,6 +194,7 @@ def generate_images(
     elif class_idx is not None:
         click.echo('warn: --class is ignored when running an unconditional network', err=True)
         class_idx = None
+    os.makedirs(outdir, exist_ok=True) # only once every input has been checked
 
     for i, (seed, img) in enumerate(generate_from_seeds(G, seeds, truncation_psi, class_idx, noise_mode, dev)):
         print(f'Generating image for seed {seed} ({i}/{len(seeds)}) ...')

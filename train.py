@@ -37,15 +37,19 @@ CFG_SPECS = {
     'paper512':  dict(ref_gpus=8,  kimg=25000,  mb=64, mbstd=8,  cbase=32768, cmax=512, lrate=0.0025, gamma=0.5,  ema=20,  ramp=None, map=8),
     'paper1024': dict(ref_gpus=8,  kimg=25000,  mb=32, mbstd=4,  cbase=32768, cmax=512, lrate=0.002,  gamma=2,    ema=10,  ramp=None, map=8),
     'cifar':     dict(ref_gpus=2,  kimg=100000, mb=64, mbstd=32, cbase=32768, cmax=512, lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2),
-    'tiny':      dict(ref_gpus=1,  kimg=20,     mb=8,  mbstd=4,  cbase=512,   cmax=32,  lrate=0.0025, gamma=0.01, ema=2.5, ramp=0.05, map=2, z_dim=64,  w_dim=64),
+    'tiny':      dict(ref_gpus=1,  kimg=20,     mb=8,  mbstd=4,  cbase=512,   cmax=32,  lrate=0.0025, gamma=0.01, ema=2.5, ramp=0.05, map=2, z_dim=64,  w_dim=64, tick=1),
     'cpu':       dict(ref_gpus=1,  kimg=200,    mb=16, mbstd=4,  cbase=2048,  cmax=64,  lrate=0.0025, gamma=0.01, ema=5,   ramp=0.05, map=2, z_dim=128, w_dim=128),
+    # Small backbones on a CPU (--arch, see SMALL_CFGS for the rest): 2-D toys, and stacked MNIST with DCGAN.
+    'toy':       dict(ref_gpus=1,  kimg=2000,   mb=256, mbstd=4, cbase=0,     cmax=0,   lrate=0.0005, gamma=0.05, ema=10,  ramp=None, map=0, z_dim=16,  w_dim=16),
+    'stacked-mnist': dict(ref_gpus=1, kimg=1500, mb=64, mbstd=4,  cbase=2048,  cmax=256, lrate=0.0002, gamma=0,    ema=5,   ramp=0.05, map=0, z_dim=100, w_dim=100),
 }
 
 # Configs that behave like upstream's 'cifar': no path-length regularisation, no style mixing, plain D.
-CIFAR_LIKE = ('cifar', 'tiny', 'cpu')
+CIFAR_LIKE = ('cifar', 'tiny', 'cpu', 'toy', 'stacked-mnist')
 
 # Metrics that run when --metrics is not given. FID50k on a CPU takes hours, so the CPU configs skip it.
 DEFAULT_METRICS = dict(tiny=[], cpu=[])
+DEFAULT_METRICS.update({'toy': [], 'stacked-mnist': []}) # the mode-coverage metric of the dataset (_setup_backbone)
 
 # Transfer-learning sources of upstream StyleGAN2-ADA (--resume=<name>).
 RESUME_SPECS = {
@@ -67,13 +71,14 @@ def _augpipe_specs():
 #----------------------------------------------------------------------------
 # Dataset hook: everything about --data goes through this one function.
 
-def init_dataset_kwargs(data, cfg=None):
+def init_dataset_kwargs(data, cfg=None, require_pow2=True):
     """Map --data (and --cfg, for the built-in CIFAR-10 of --cfg=cifar) to dataset kwargs for
     dnnlib.util.construct_class_by_name, recording resolution, label use and size explicitly so that every
-    process and metric sees the same dataset. Returns (kwargs, name for the run directory)."""
+    process and metric sees the same dataset. Returns (kwargs, name for the run directory).
+    require_pow2=False admits e.g. 28x28 images, for the small backbones."""
     from stylegan_som.dataset import dataset_kwargs_from_data
     try:
-        kwargs, name = dataset_kwargs_from_data(data, cfg)
+        kwargs, name = dataset_kwargs_from_data(data, cfg, require_pow2=require_pow2)
     except (IOError, OSError, ValueError) as err: # the dataset code names the file; we name the flag
         raise UserError(f'--data: {err}')
     return dnnlib.EasyDict(kwargs), name
@@ -95,6 +100,24 @@ def torchrun_env():
         return int(os.environ['RANK']), int(os.environ.get('LOCAL_RANK', os.environ['RANK'])), int(os.environ['WORLD_SIZE'])
     return None
 
+def _check_outdir(outdir):
+    # Before anything is read or written: the run directory goes under the nearest existing folder.
+    path = os.path.abspath(outdir)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        where = '' if path == os.path.abspath(outdir) else f', so {outdir} cannot be created'
+        raise UserError(f'--outdir: {path} is a file, not a folder{where}')
+
+def default_workers(num_processes):
+    """Upstream's 3 data-loading workers per process, but no more than this machine's cores split over the
+    processes: more only oversubscribe a small machine (and make the DataLoader warn about it)."""
+    try:
+        cores = len(os.sched_getaffinity(0)) # the cores this process may run on (containers, taskset)
+    except AttributeError: # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(3, cores // max(num_processes, 1)))
+
 def setup_training_loop_kwargs(
     # General (not in the run name).
     gpus=None, snap=None, metrics=None, seed=None, outdir='training-runs',
@@ -107,13 +130,23 @@ def setup_training_loop_kwargs(
     aug=None, p=None, target=None, augpipe=None,
     # Transfer learning / resume.
     resume=None, freezed=None,
+    # Backbone (see _setup_backbone).
+    arch=None,
     # Performance.
     fp32=None, nhwc=None, allow_tf32=None, nobench=None, workers=None,
     # Where it runs: 'cuda' or 'cpu'; number of processes already launched (torchrun), or None.
     device_type=None, world_size=None,
+    # Loss objective and SOM discriminator heads (see _setup_som_and_loss).
+    loss=None, som_d=None, som_topo=None, som_sigma_start=None, som_sigma_end=None, som_share=None,
+    som_normalize=None,
+    # Discriminator head (see _setup_d_head).
+    d_head=None,
+    # Self-attention blocks and D's spectral normalisation (see _setup_attention_sn).
+    g_attn=None, d_attn=None, d_sn=None,
 ):
     """Turn command-line values into (run description, training_loop kwargs). Every problem is a UserError."""
     args = dnnlib.EasyDict()
+    given_aug, given_metrics = aug, metrics # before defaults fill them in; _setup_backbone needs to know
     if device_type is None:
         device_type = 'cuda' if torch.cuda.is_available() else 'cpu'
 
@@ -126,6 +159,8 @@ def setup_training_loop_kwargs(
         _check(gpus >= 1 and (gpus & (gpus - 1)) == 0, f'--gpus must be a power of two, got {gpus}')
     args.num_gpus = gpus
 
+    _check_outdir(outdir)
+
     snap = 50 if snap is None else snap
     _check(snap >= 1, f'--snap must be at least 1, got {snap}')
     args.image_snapshot_ticks = args.network_snapshot_ticks = snap
@@ -136,8 +171,8 @@ def setup_training_loop_kwargs(
 
     # Dataset.
     cfg = 'auto' if cfg is None else cfg
-    args.training_set_kwargs, desc = init_dataset_kwargs(data, cfg)
-    args.data_loader_kwargs = dnnlib.EasyDict(pin_memory=True, num_workers=3, prefetch_factor=2)
+    args.training_set_kwargs, desc = init_dataset_kwargs(data, cfg, require_pow2=(_arch_of(arch, cfg) == 'stylegan2'))
+    args.data_loader_kwargs = dnnlib.EasyDict(pin_memory=True, num_workers=default_workers(gpus), prefetch_factor=2)
 
     if cond:
         _check(args.training_set_kwargs.use_labels, f'--cond=1 needs labels, but {args.training_set_kwargs.path} '
@@ -263,6 +298,8 @@ def setup_training_loop_kwargs(
     if tick is not None:
         _check(tick >= 1, f'--tick must be at least 1, got {tick}')
         args.kimg_per_tick = tick
+    elif 'tick' in spec:
+        args.kimg_per_tick = spec.tick # configs that take seconds per kimg report more often
 
     # Augmentation.
     if aug is None:
@@ -313,12 +350,6 @@ def setup_training_loop_kwargs(
             f'--resume: no such file: {resume}')
         desc += '-resumecustom'
         args.resume_pkl = resume
-    if args.get('resume_pkl') is not None:
-        if _continues_run(args):
-            args.resume_training_state = True
-        else:
-            args.ada_kimg = 100         # let ADA react fast at the start of a transfer
-            args.ema_rampup = None      # the pretrained G is a good EMA start
 
     if freezed is not None:
         _check(freezed >= 0, f'--freezed must be non-negative, got {freezed}')
@@ -340,7 +371,255 @@ def setup_training_loop_kwargs(
     if workers is not None:
         _check(workers >= 1, f'--workers must be at least 1, got {workers}')
         args.data_loader_kwargs.num_workers = workers
+
+    desc = _setup_d_head(args, desc, d_head=d_head, cond=cond) # before the SOM setup, which may wrap D_kwargs
+
+    # Backbone: small networks replace the StyleGAN2 kwargs built above; before the SOM heads, which go on D.
+    desc = _setup_backbone(args, desc, arch=arch, cfg=cfg, metrics=given_metrics, aug=given_aug, cbase=cbase,
+        cmax=cmax, map_depth=map_depth, mbstd_group=mbstd_group, freezed=freezed, nhwc=nhwc, mirror=mirror,
+        workers=workers)
+
+    desc = _setup_attention_sn(args, desc, g_attn=g_attn, d_attn=d_attn, d_sn=d_sn) # on the chosen backbone
+
+    # Loss objective and SOM heads: after every option that shapes D_kwargs, because --som-share=none wraps them.
+    desc = _setup_som_and_loss(args, desc, gamma=gamma, loss=loss, som_d=som_d, som_topo=som_topo,
+        som_sigma_start=som_sigma_start, som_sigma_end=som_sigma_end, som_share=som_share, som_normalize=som_normalize)
+
+    # Whether --resume continues its run: last, once every option has shaped G_kwargs and D_kwargs (the
+    # pickle's recorded kwargs are compared with the final ones).
+    if args.get('resume_pkl') is not None:
+        if _continues_run(args):
+            args.resume_training_state = True
+        else:
+            args.ada_kimg = 100         # let ADA react fast at the start of a transfer
+            args.ema_rampup = None      # the pretrained G is a good EMA start
     return desc, args
+
+#----------------------------------------------------------------------------
+# Discriminator head (--d-head).
+
+D_HEADS = ('cmap', 'projection', 'linear')
+
+def _setup_d_head(args, desc, d_head=None, cond=None):
+    """--d-head: how D turns its features into scores. Default: StyleGAN2's own conditioning (cmap, a projection
+    onto an MLP embedding of the label, as upstream) with --cond=1, a plain linear output without; networks
+    without a cmap path pick their head themselves (projection with labels, linear without)."""
+    if d_head is None:
+        return desc
+    from stylegan_som import plugins
+    _check(d_head in D_HEADS, f'--d-head: unknown head {d_head!r}; choose from {", ".join(D_HEADS)}')
+    if d_head in ('cmap', 'projection'):
+        _check(bool(cond), f'--d-head={d_head} is a class-conditional head: it needs --cond=1')
+    if d_head == 'cmap':
+        _check(args.D_kwargs.class_name == 'stylegan_som.networks.stylegan2.Discriminator',
+            f'--d-head=cmap exists only in the StyleGAN2 discriminator, not in {args.D_kwargs.class_name}')
+        args.D_kwargs.pop('head_kwargs', None)
+    else:
+        args.D_kwargs.head_kwargs = dnnlib.EasyDict(class_name=plugins.HEADS.class_name(d_head))
+    return desc + f'-{d_head}'
+
+#----------------------------------------------------------------------------
+# Backbones (--arch): StyleGAN2, or small networks for CPU studies (stylegan_som/networks/small.py).
+
+# What the small-backbone configs set besides CFG_SPECS: the backbone, Adam betas, augmentation, network sizes.
+SMALL_CFGS = {
+    'toy':           dict(arch='mlp',   betas=[0.5, 0.99], aug='noaug', G=dict(layer_features=256, num_layers=3),
+                          D=dict(layer_features=256, num_layers=3)),
+    'stacked-mnist': dict(arch='dcgan', betas=[0.5, 0.99], aug='noaug', G=dict(), D=dict()),
+}
+
+# Plugin options another part of train.py may have put on the StyleGAN2 kwargs; they carry over to any backbone.
+_D_PLUGIN_KEYS = ('num_heads', 'head_kwargs', 'attn_resolutions', 'attn_kwargs', 'spectral_norm')
+_G_PLUGIN_KEYS = ('attn_resolutions', 'attn_kwargs')
+
+def _backbone_names():
+    from stylegan_som import plugins
+    return plugins.BACKBONES.names()
+
+def _arch_of(arch, cfg):
+    if arch is not None:
+        return arch
+    return SMALL_CFGS[cfg]['arch'] if cfg in SMALL_CFGS else 'stylegan2'
+
+def _setup_backbone(args, desc, arch=None, cfg=None, metrics=None, aug=None, cbase=None, cmax=None, map_depth=None,
+        mbstd_group=None, freezed=None, nhwc=None, mirror=None, workers=None):
+    """Swap in a small backbone (--arch=dcgan|resnet|mlp, or the default of --cfg=toy / stacked-mnist), and set
+    what point data (--data=ring8|grid25) needs. Returns the new run description."""
+    from stylegan_som import plugins
+    cfg = 'auto' if cfg is None else cfg
+    arch = _arch_of(arch, cfg)
+    _check(arch in plugins.BACKBONES, f'--arch: unknown backbone {arch!r}; choose from {", ".join(plugins.BACKBONES.names())}')
+    points = args.training_set_kwargs.class_name.endswith('.PointDataset')
+    data_name = os.path.basename(str(args.training_set_kwargs.path))
+    if points:
+        _check(arch == 'mlp', f'--data={data_name} is 2-D point data, which only --arch=mlp models (e.g. --cfg=toy)')
+        _check(not mirror, f'--mirror has no meaning for the 2-D points of --data={data_name}')
+        _check(aug in (None, 'noaug'), f'--aug={aug}: augmentation has no meaning for the 2-D points of --data={data_name}; use --aug=noaug')
+    if metrics is None and (cfg in SMALL_CFGS or points): # the dataset's mode-coverage metric
+        toy_metric = {'ring8': 'modes_ring8', 'grid25': 'modes_grid25', 'stacked-mnist': 'modes_stacked_mnist'}
+        args.metrics = [toy_metric[data_name]] if data_name in toy_metric else []
+    if 'modes_stacked_mnist' in args.metrics and data_name == 'stacked-mnist' and not os.environ.get('SGSOM_MNIST_DIR'):
+        from stylegan_som import datasets_builtin # the digits the built-in set was made from train the classifier
+        os.environ['SGSOM_MNIST_DIR'] = datasets_builtin.idx_dataset_dir('mnist')
+    if points or (aug is None and SMALL_CFGS.get(cfg, {}).get('aug') == 'noaug'):
+        for key in ('augment_kwargs', 'ada_target', 'augment_p'):
+            args.pop(key, None)
+    if points and workers is None:
+        args.data_loader_kwargs.num_workers = 0 # points are an array in memory; worker processes only cost
+    if arch == 'stylegan2':
+        return desc
+
+    _check(freezed is None, '--freezed needs --arch=stylegan2 (it freezes StyleGAN2 discriminator layers)')
+    _check(not nhwc, '--nhwc needs --arch=stylegan2 (its fp16 layers)')
+    _check(mbstd_group is None, '--mbstd-group needs --arch=stylegan2 (the small discriminators have no minibatch std)')
+    small = SMALL_CFGS.get(cfg, dict(G=dict(), D=dict()))
+    module = plugins.BACKBONES.class_name(arch)
+    old_G, old_D = args.G_kwargs, args.D_kwargs
+    spec = CFG_SPECS[cfg]
+    G_kwargs = dnnlib.EasyDict(class_name=f'{module}.Generator', z_dim=old_G.z_dim, w_dim=old_G.z_dim,
+        mapping_kwargs=dnnlib.EasyDict(num_layers=(map_depth or 0)), synthesis_kwargs=dnnlib.EasyDict(small['G']))
+    if map_depth:
+        G_kwargs.w_dim = old_G.w_dim
+    D_kwargs = dnnlib.EasyDict(class_name=f'{module}.Discriminator', **small['D'])
+    if arch != 'mlp': # convolutional: channel budget from --cbase/--cmax, else a small config's, else the network's
+        for key, flag, value in [('channel_base', cbase, spec['cbase']), ('channel_max', cmax, spec['cmax'])]:
+            value = flag if flag is not None else (value if cfg in SMALL_CFGS and value > 0 else None)
+            if value is not None:
+                G_kwargs.synthesis_kwargs[key] = D_kwargs[key] = value
+    else:
+        _check(cbase is None and cmax is None, '--cbase/--cmax size convolutional networks; the MLP has none')
+    for key in _G_PLUGIN_KEYS:
+        if key in old_G.synthesis_kwargs:
+            G_kwargs.synthesis_kwargs[key] = old_G.synthesis_kwargs[key]
+    for key in _D_PLUGIN_KEYS:
+        if key in old_D:
+            D_kwargs[key] = old_D[key]
+    args.G_kwargs, args.D_kwargs = G_kwargs, D_kwargs
+
+    args.loss_kwargs.pl_weight = 0          # a single w: no path length to regularise ...
+    args.loss_kwargs.style_mixing_prob = 0  # ... and nothing to mix
+    args.G_reg_interval = None              # hence no separate G regularisation phase
+    if 'betas' in small:
+        args.G_opt_kwargs.betas = list(small['betas'])
+        args.D_opt_kwargs.betas = list(small['betas'])
+    if cfg not in SMALL_CFGS:
+        desc += f'-{arch}'
+    return desc
+
+#----------------------------------------------------------------------------
+# Self-attention blocks (--g-attn, --d-attn) and spectral normalisation of D (--d-sn).
+
+def _attn_resolutions(values, flag, allowed):
+    out = []
+    for value in values:
+        try:
+            res = int(value)
+        except ValueError:
+            raise UserError(f'{flag}: {value!r} is not a resolution; give comma-separated integers') from None
+        _check(res in allowed, f'{flag}: no feature maps of {res}x{res} to attend over; choose from '
+            f'{",".join(str(r) for r in allowed)}')
+        out.append(res)
+    return sorted(set(out))
+
+def _setup_attention_sn(args, desc, g_attn=None, d_attn=None, d_sn=None):
+    """--g-attn/--d-attn: resolutions of self-attention blocks (G: on the features after those blocks, D: on
+    those entering them), into G_kwargs.synthesis_kwargs and D_kwargs.attn_resolutions; --d-sn: D_kwargs.
+    spectral_norm. Runs on the final backbone's kwargs. Returns the new run description."""
+    if not g_attn and not d_attn and d_sn is None:
+        return desc
+    import inspect
+    from torch_utils import persistence
+    D_class = dnnlib.util.get_obj_by_name(args.D_kwargs.class_name)
+    if persistence.is_persistent(D_class): # the decorator's __init__ takes *args, **kwargs
+        D_class = D_class.__bases__[0]
+    D_params = inspect.signature(D_class.__init__).parameters
+    res = args.training_set_kwargs.resolution
+    if args.D_kwargs.class_name == 'stylegan_som.networks.stylegan2.Discriminator':
+        allowed = [2 ** k for k in range(2, int(res).bit_length() - 1)] # feature maps between blocks: 4 .. res/2
+    else: # other backbones check their own layout when built; here only what any of them could have
+        allowed = [2 ** k for k in range(2, int(res).bit_length())]
+    for flag, values in [('--g-attn', g_attn), ('--d-attn', d_attn)]:
+        if not values:
+            continue
+        _check('attn_resolutions' in D_params, f'{flag}: the {args.D_kwargs.class_name.rsplit(".", 2)[-2]} '
+            'backbone has no attention blocks')
+        resolutions = _attn_resolutions(values, flag, allowed)
+        if flag == '--g-attn':
+            args.G_kwargs.synthesis_kwargs.attn_resolutions = resolutions
+        else:
+            args.D_kwargs.attn_resolutions = resolutions
+        desc += f'-{flag[2:].replace("-", "")}{".".join(str(r) for r in resolutions)}'
+    if d_sn is not None:
+        _check('spectral_norm' in D_params, f'--d-sn: the {args.D_kwargs.class_name.rsplit(".", 2)[-2]} '
+            'backbone has no spectral normalisation option')
+        args.D_kwargs.spectral_norm = bool(d_sn)
+        desc += f'-dsn{int(bool(d_sn))}'
+    return desc
+
+#----------------------------------------------------------------------------
+# Loss objective (--loss) and self-organising multi-head discriminator (--som-*).
+
+SOM_SHARE = ('trunk', 'none')
+
+def _setup_som_and_loss(args, desc, gamma=None, loss=None, som_d=None, som_topo=None, som_sigma_start=None,
+        som_sigma_end=None, som_share=None, som_normalize=None):
+    """Fill loss_kwargs.objective and the objective's default regularisers, and for --som-d=K > 1 the K heads
+    of D (D_kwargs.num_heads) and their map (loss_kwargs.som_kwargs, every value explicit). Returns the new
+    run description."""
+    from stylegan_som import plugins, som
+    from stylegan_som.losses.base import defaults_of
+
+    loss = 'stylegan2' if loss is None else loss
+    _check(loss in plugins.LOSSES, f'--loss: unknown loss {loss!r}; choose from {", ".join(plugins.LOSSES.names())}')
+    defaults = defaults_of(dnnlib.util.get_obj_by_name(plugins.LOSSES.class_name(loss)))
+    args.loss_kwargs.objective = loss
+    if loss != 'stylegan2':
+        desc += f'-{loss}'
+    if not defaults['r1'] and gamma is None: # an explicit --gamma adds R1 to any objective
+        args.loss_kwargs.r1_gamma = 0
+    if not defaults['path_length']:
+        args.loss_kwargs.pl_weight = 0
+    if not defaults['style_mixing']:
+        args.loss_kwargs.style_mixing_prob = 0
+    if defaults['gp_weight']:
+        args.loss_kwargs.gp_weight = defaults['gp_weight']
+    if defaults['weight_clip']:
+        args.loss_kwargs.weight_clip = defaults['weight_clip']
+
+    som_d = 1 if som_d is None else som_d
+    _check(som_d >= 1, f'--som-d must be at least 1, got {som_d}')
+    if som_d == 1:
+        for flag, value in [('--som-topo', som_topo), ('--som-sigma-start', som_sigma_start),
+                ('--som-sigma-end', som_sigma_end), ('--som-normalize', som_normalize)]:
+            _check(value is None, f'{flag} needs several SOM heads: give --som-d of 2 or more')
+    else:
+        topo = 'grid' if som_topo is None else som_topo
+        _check(topo in som.TOPOLOGIES, f'--som-topo: unknown topology {topo!r}; choose from {", ".join(som.TOPOLOGIES)}')
+        if topo == 'grid':
+            try:
+                som.grid_side(som_d)
+            except ValueError:
+                raise UserError(f'--som-topo=grid needs a square --som-d (4, 9, 16, 25, ...), got --som-d={som_d}; '
+                    'use --som-topo=linear or --som-topo=circular for other counts') from None
+        sigma_end = som.DEFAULT_SIGMA_END if som_sigma_end is None else som_sigma_end
+        _check(sigma_end > 0, f'--som-sigma-end must be positive, got {sigma_end}')
+        sigma_start = som.default_sigma_start(som_d, topo, sigma_end) if som_sigma_start is None else som_sigma_start
+        _check(sigma_start > 0, f'--som-sigma-start must be positive, got {sigma_start}')
+        args.D_kwargs.num_heads = som_d
+        args.loss_kwargs.som_kwargs = dnnlib.EasyDict(num_heads=som_d, topology=topo, sigma_start=sigma_start,
+            sigma_end=sigma_end, normalize=(True if som_normalize is None else bool(som_normalize)))
+        desc += f'-som{som_d}{topo}'
+
+    som_share = 'trunk' if som_share is None else som_share
+    _check(som_share in SOM_SHARE, f'--som-share: unknown value {som_share!r}; choose from {", ".join(SOM_SHARE)}')
+    if som_share == 'none':
+        # K complete single-head discriminators instead of K heads on one trunk (the official code's layout).
+        member = dnnlib.EasyDict(args.D_kwargs)
+        member.pop('num_heads', None)
+        args.D_kwargs = dnnlib.EasyDict(class_name='stylegan_som.networks.separate.SeparateDiscriminators',
+            num_heads=som_d, discriminator_kwargs=member)
+        desc += '-separate'
+    return desc
 
 #----------------------------------------------------------------------------
 
@@ -410,13 +689,31 @@ def subprocess_fn(rank, args, temp_dir, device_type='cuda'):
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.num_gpus)) # processes share the cores
     _run(rank, args, device)
 
+# Exit code of a process stopped by bad data found during training (click's usage errors exit with 2).
+DATA_ERROR_EXIT = 3
+
+def data_error_line(err):
+    """The dataset's own one-line message, also when a DataLoader worker raised it: the main process then
+    re-raises it with the worker's traceback as its text, and the message is that traceback's last line."""
+    lines = str(err).strip().splitlines() or ['']
+    prefix = f'{type(err).__module__}.{type(err).__name__}: '
+    if len(lines) > 1 and lines[-1].startswith(prefix):
+        return lines[-1][len(prefix):]
+    return ' '.join(line.strip() for line in lines)
+
 def _run(rank, args, device):
     from stylegan_som import training_loop
+    from stylegan_som.dataset_sources import DatasetError
     training_stats.init_multiprocessing(rank=rank, sync_device=(device if args.num_gpus > 1 else None))
     if rank != 0:
         custom_ops.verbosity = 'none'
     try:
         training_loop.training_loop(rank=rank, device=device, **args)
+    except DatasetError as err:
+        # A file that passed the header check at start-up but cannot be decoded (e.g. truncated): one line
+        # naming it, in the log too, instead of a traceback through the data loader.
+        print(f'Error: --data: {data_error_line(err)}')
+        raise SystemExit(DATA_ERROR_EXIT) from None
     finally:
         if args.num_gpus > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
@@ -442,9 +739,26 @@ def print_options(args, device_type='cuda'):
     print()
 
 def create_run_dir(args):
-    os.makedirs(args.run_dir)
-    with open(os.path.join(args.run_dir, 'training_options.json'), 'wt') as f:
-        json.dump(args, f, indent=2)
+    """Make the run directory and write training_options.json; an OSError becomes a UserError naming --outdir."""
+    try:
+        os.makedirs(args.run_dir)
+        with open(os.path.join(args.run_dir, 'training_options.json'), 'wt') as f:
+            json.dump(args, f, indent=2)
+    except OSError as err:
+        raise UserError(f'--outdir: cannot create {args.run_dir}: {err.strerror or err}') from None
+
+def fetch_resume_pkl(args):
+    """Download a --resume URL into the cache before the run directory exists, so that an offline machine
+    fails with one message naming --resume instead of leaving an empty run behind. Local files were checked
+    while parsing the options."""
+    url = args.get('resume_pkl')
+    if url is None or not dnnlib.util.is_url(url, allow_file_urls=True):
+        return
+    try:
+        with dnnlib.util.open_url(url):
+            pass
+    except (OSError, ValueError) as err:
+        raise UserError(f'--resume: {err}') from None
 
 #----------------------------------------------------------------------------
 
@@ -455,6 +769,10 @@ def _comma_list(ctx, param, value):
     if value.lower() == 'none' or value == '':
         return []
     return [x.strip() for x in value.split(',') if x.strip()]
+
+def _loss_names():
+    from stylegan_som import plugins
+    return plugins.LOSSES.names()
 
 def _augpipe_names():
     try:
@@ -491,7 +809,7 @@ def _augpipe_names():
 @click.option('--glr',          help='Learning rate of G', type=float, metavar='FLOAT')
 @click.option('--dlr',          help='Learning rate of D', type=float, metavar='FLOAT')
 @click.option('--mbstd-group',  help='Group size of D\'s minibatch standard deviation', type=int, metavar='INT')
-@click.option('--tick',         help='Thousands of images between progress lines [default: 4]', type=int, metavar='KIMG')
+@click.option('--tick',         help='Thousands of images between progress lines [default: 4; tiny: 1]', type=int, metavar='KIMG')
 
 # Augmentation of what D sees.
 @click.option('--aug',          help='ada: adaptive p; fixed: constant --p; noaug: none [default: ada]', type=click.Choice(['noaug', 'ada', 'fixed']))
@@ -508,7 +826,25 @@ def _augpipe_names():
 @click.option('--nhwc',         help='Channels-last memory layout for the fp16 layers', type=bool, metavar='BOOL')
 @click.option('--nobench',      help='Turn off cuDNN autotuning', type=bool, metavar='BOOL')
 @click.option('--allow-tf32',   help='Let matmul and convolutions use TF32', type=bool, metavar='BOOL')
-@click.option('--workers',      help='Data-loading worker processes per training process [default: 3]', type=int, metavar='INT')
+@click.option('--workers',      help='Data-loading worker processes per training process [default: 3, at most the cores per process]', type=int, metavar='INT')
+
+# Backbone.
+@click.option('--arch',         help='Networks: stylegan2, or small ones for CPU studies, see "Backbones" below [default: stylegan2; toy: mlp; stacked-mnist: dcgan]', type=click.Choice(_backbone_names()))
+
+# Loss and SOM discriminator heads.
+@click.option('--loss',         help='GAN objective, see "Losses" below [default: stylegan2]', type=click.Choice(_loss_names()))
+@click.option('--som-d',        help='Discriminator heads trained as a self-organising map (1 = plain GAN) [default: 1]', type=int, metavar='K')
+@click.option('--som-topo',     help='Map of the heads; grid needs a square K [default: grid]', type=click.Choice(['grid', 'linear', 'circular']))
+@click.option('--som-sigma-start', help='Neighbourhood width at the start [default: half the map\'s diameter]', type=float, metavar='FLOAT')
+@click.option('--som-sigma-end', help='Neighbourhood width at the end of --kimg, reached exponentially [default: 0.3]', type=float, metavar='FLOAT')
+@click.option('--som-normalize', help='Give every head the same total weight on reals (mean 1 per head over the batch); without it one head tends to win every real [default: true]', type=bool, metavar='BOOL')
+@click.option('--som-share',    help='trunk: K heads on one shared D trunk; none: K complete discriminators [default: trunk]', type=click.Choice(list(SOM_SHARE)))
+@click.option('--d-head',       help='D head: cmap (StyleGAN2\'s label projection), projection (Miyato & Koyama), linear [default: cmap with --cond=1, else linear]', type=click.Choice(list(D_HEADS)))
+
+# Attention and spectral normalisation.
+@click.option('--g-attn',       help='Self-attention in G on the features after these resolutions\' blocks, comma-separated [default: none]', callback=_comma_list, metavar='LIST')
+@click.option('--d-attn',       help='Self-attention in D on the features entering these resolutions\' blocks, comma-separated [default: none]', callback=_comma_list, metavar='LIST')
+@click.option('--d-sn',         help='Spectral normalisation of every weight of D [default: false; true for dcgan and resnet]', type=bool, metavar='BOOL')
 
 def main(ctx, outdir, dry_run, **config_kwargs):
     """Train a GAN as in "Training Generative Adversarial Networks with Limited Data" (StyleGAN2-ADA).
@@ -541,6 +877,18 @@ def main(ctx, outdir, dry_run, **config_kwargs):
       cifar      CIFAR-10 at 32x32, as in the paper.
       tiny       Very small networks for tests (seconds per kimg on a CPU).
       cpu        Small networks for a CPU demo (about a minute per kimg at 32x32).
+      toy        MLPs on the 2-D toys (--data=ring8 or grid25), a few CPU minutes per run.
+      stacked-mnist  DCGAN on stacked MNIST at 28x28 (--data=stacked-mnist), sized for a CPU.
+
+    \b
+    Backbones (--arch):
+      stylegan2  StyleGAN2's generator and discriminator (every config but toy and stacked-mnist).
+      dcgan      DCGAN (SNGAN's standard CNN): transposed convolutions with batch norm in G, spectral norm in D.
+      resnet     SNGAN's ResNet generator and discriminator.
+      mlp        Multilayer perceptrons for 2-D points (--data=ring8, grid25).
+    Heads (--som-d), losses and attention work with each; the small ones have one w, so no path-length
+    regularisation and no style mixing. Built-in datasets (--data=NAME): cifar10, discs8, mnist, fashion-mnist
+    and stacked-mnist (fetched or made once into the cache), ring8 and grid25 (2-D points, generated).
 
     \b
     Resume sources (--resume):
@@ -549,6 +897,23 @@ def main(ctx, outdir, dry_run, **config_kwargs):
                      data continues its run exactly (counters, optimizers, augmentation, RNG); any other
                      pickle starts a new run from its weights.
       latest         The newest snapshot under --outdir (a new run if there is none).
+
+    \b
+    Losses (--loss), with the regularisers each gets by default:
+      stylegan2  Non-saturating logistic, R1 (--gamma), path length and style mixing where the config has them.
+      ns         The same non-saturating logistic loss alone: no R1, no path length, no style mixing.
+      hinge      Hinge loss; R1.
+      lsgan      Least squares (targets 0 for fakes, 1 for reals); R1.
+      softmax    SoftMax GAN (softmax over the batch); R1.
+      rahinge    Relativistic average hinge; R1.
+      wgan       Wasserstein, D's weights clipped to [-0.01, 0.01] after each step; no R1.
+      wgan-gp    Wasserstein with gradient penalty 10 on interpolates (lazy, like R1); no R1.
+    An explicit --gamma adds R1 to any of them. Every loss works with --som-d heads and conditional D.
+
+    \b
+    SOM heads (--som-d=K): D's K heads sit on a map (--som-topo); each real image trains its best-matching
+    head fully and the others by exp(-d^2 / (2 sigma^2)), sigma shrinking from --som-sigma-start to
+    --som-sigma-end over --kimg. The tick line shows sigma and the share of reals each head wins.
 
     \b
     Without CUDA, training runs on the CPU; --gpus=N then starts N CPU processes (gloo).
@@ -578,13 +943,22 @@ def main(ctx, outdir, dry_run, **config_kwargs):
         return
 
     print('Creating output directory...')
-    create_run_dir(args)
+    try:
+        fetch_resume_pkl(args)
+        create_run_dir(args)
+    except UserError as err:
+        ctx.fail(str(err))
     print('Launching processes...')
     with tempfile.TemporaryDirectory() as temp_dir:
         if args.num_gpus == 1:
             subprocess_fn(rank=0, args=args, temp_dir=temp_dir, device_type=device_type)
-        else:
+            return
+        try:
             torch.multiprocessing.spawn(fn=subprocess_fn, args=(args, temp_dir, device_type), nprocs=args.num_gpus)
+        except torch.multiprocessing.ProcessExitedException as err:
+            if err.exit_code != DATA_ERROR_EXIT:
+                raise
+            raise SystemExit(DATA_ERROR_EXIT) from None # the process said why in one line
 
 def _main_torchrun(args, run_desc, outdir, dry_run, dist_env, device_type):
     # Processes already exist; rank 0 names and creates the run directory and tells the others.
@@ -601,9 +975,17 @@ def _main_torchrun(args, run_desc, outdir, dry_run, dist_env, device_type):
     if rank == 0:
         args.run_dir = pick_run_dir(outdir, run_desc)
         print_options(args, device_type)
-        create_run_dir(args)
+        try:
+            fetch_resume_pkl(args)
+            create_run_dir(args)
+        except UserError as err:
+            print(f'Error: {err}')
+            args.run_dir = None # the other ranks stop too
         box = [args.run_dir]
     torch.distributed.broadcast_object_list(box, src=0)
+    if box[0] is None:
+        torch.distributed.destroy_process_group()
+        raise SystemExit(2)
     args.run_dir = box[0]
     dnnlib.util.Logger(file_name=os.path.join(args.run_dir, 'log.txt'), file_mode='a', should_flush=True)
     if device_type == 'cpu':

@@ -225,8 +225,9 @@ def dataset_kwargs_from_data(data, cfg=None, *, require_labels=False, check=True
         **dataset_opts):
     """Resolve train.py's --data (and --cfg, for the built-in dataset) to ImageFolderDataset kwargs.
 
-    data: a path (see dataset_sources), a built-in name ('cifar10'), or None/'' = the built-in dataset of the
-    config (only --cfg=cifar has one: CIFAR-10, downloaded once into the cache).
+    data: a path (see dataset_sources), a built-in name (datasets_builtin.BUILTIN: 'cifar10', 'mnist', ...; the
+    2-D toys 'ring8' and 'grid25' give dataset_points.PointDataset kwargs), or None/'' = the built-in dataset of
+    the config (only --cfg=cifar has one: CIFAR-10, downloaded once into the cache).
     Returns (kwargs, name): kwargs for dnnlib.util.construct_class_by_name with class_name, path, use_labels
     (= the dataset has labels), max_size (= its size), xflip=False and resolution, plus any `dataset_opts`
     (e.g. idx_resolution); name is the dataset's short name for the run directory.
@@ -244,6 +245,9 @@ def dataset_kwargs_from_data(data, cfg=None, *, require_labels=False, check=True
                 f'has a built-in dataset (CIFAR-10)')
         data = 'cifar10'
     data = os.path.expanduser(str(data))
+    from . import dataset_points # (H4) 2-D toys: generated points, not images
+    if data in dataset_points.TOYS and not os.path.exists(data):
+        return dataset_points.point_dataset_kwargs(data)
     if data in datasets_builtin.BUILTIN and not os.path.exists(data):
         path = datasets_builtin.BUILTIN[data](verbose=verbose)
     else:

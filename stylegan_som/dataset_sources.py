@@ -92,6 +92,12 @@ def pil_to_array(img, what):
     array = np.asarray(img, dtype=np.uint8)
     return array[:, :, np.newaxis] if array.ndim == 2 else array
 
+def _decode_problem(e):
+    # PIL names the in-memory buffer ("cannot identify image file <_io.BytesIO object at 0x...>"); say what it means.
+    if isinstance(e, PIL.UnidentifiedImageError):
+        return 'not in an image format PIL can read (wrong extension, or the header is damaged)'
+    return e
+
 def decode_image(data, what):
     """Encoded bytes -> uint8 HWC; any decoding problem becomes a DatasetError naming `what`."""
     try:
@@ -101,7 +107,7 @@ def decode_image(data, what):
     except DatasetError:
         raise
     except Exception as e:
-        raise DatasetError(f'Corrupt or unreadable image {what}: {e}') from e
+        raise DatasetError(f'Corrupt or unreadable image {what}: {_decode_problem(e)}') from e
 
 def image_header(data, what):
     """(width, height, channels) from the header alone; no full decode."""
@@ -111,7 +117,7 @@ def image_header(data, what):
     except DatasetError:
         raise
     except Exception as e:
-        raise DatasetError(f'Corrupt or unreadable image {what}: {e}') from e
+        raise DatasetError(f'Corrupt or unreadable image {what}: {_decode_problem(e)}') from e
 
 #----------------------------------------------------------------------------
 

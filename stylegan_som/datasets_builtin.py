@@ -125,8 +125,141 @@ def discs8_path(verbose=True):
     return dest
 
 #----------------------------------------------------------------------------
+# MNIST, Fashion-MNIST and stacked MNIST (H4).
+#
+# `mnist` and `fashion-mnist` are the four original idx files, fetched once into `<cache>/datasets/<name>/` from
+# the URL folder below (or the one in the environment variable, any http(s)://, file:// URL or plain folder)
+# and checked file by file. A gzip wrapper differs between mirrors (timestamps), so a file passes when either
+# its own md5 or the md5 of its decompressed content is the known one. The path functions return that folder,
+# which dataset_sources reads as idx files (digits zero-padded to 32x32, as upstream's dataset_tool does) and
+# which also serves the modes_stacked_mnist metric as its MNIST folder.
+#
+# `stacked-mnist` (PacGAN's protocol): each image stacks three MNIST training digits, drawn independently and
+# uniformly with a fixed seed, as its R, G and B channels at 28x28; the label is the triple d_R*100 + d_G*10 + d_B
+# (1,000 modes). Built once from the cached MNIST into a zip in upstream's dataset_tool layout
+# (`<cache>/datasets/stacked-mnist-v<STACKED_MNIST_VERSION>/stacked-mnist.zip`).
+
+IDX_FILES = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz',
+    't10k-labels-idx1-ubyte.gz')
+
+IDX_DATASETS = {
+    'mnist': dnnlib.EasyDict(
+        url='https://ossci-datasets.s3.amazonaws.com/mnist/', url_env='STYLEGAN_SOM_MNIST_URL',
+        md5={ # file: (md5 of the .gz as published, md5 of its decompressed content)
+            'train-images-idx3-ubyte.gz': ('f68b3c2dcbeaaa9fbdd348bbdeb94873', '6bbc9ace898e44ae57da46a324031adb'),
+            'train-labels-idx1-ubyte.gz': ('d53e105ee54ea40749a09fcbcd1e9432', 'a25bea736e30d166cdddb491f175f624'),
+            't10k-images-idx3-ubyte.gz':  ('9fb629c4189551a2d022fa330f9573f3', '2646ac647ad5339dbf082846283269ea'),
+            't10k-labels-idx1-ubyte.gz':  ('ec29112dd5afa0611ce80d1b7f02629c', '27ae3e4e09519cfbb04c329615203637'),
+        }),
+    'fashion-mnist': dnnlib.EasyDict(
+        url='http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/', url_env='STYLEGAN_SOM_FASHION_MNIST_URL',
+        md5={
+            'train-images-idx3-ubyte.gz': ('8d4fb7e6c68d591d4c3dfef9ec88bf0d', None),
+            'train-labels-idx1-ubyte.gz': ('25c81989df183df01b3e8a0aad5dffbe', None),
+            't10k-images-idx3-ubyte.gz':  ('bef4ecab320f06d8554ea6380940ec79', None),
+            't10k-labels-idx1-ubyte.gz':  ('bb300cfdad3c16e7a12a480ee83cd310', None),
+        }),
+}
+
+def _gunzip_md5(path):
+    import gzip
+    h = hashlib.md5()
+    try:
+        with gzip.open(path, 'rb') as f:
+            for chunk in iter(lambda: f.read(1 << 20), b''):
+                h.update(chunk)
+    except (OSError, EOFError):
+        return None
+    return h.hexdigest()
+
+def idx_file_ok(path, md5s):
+    """Whether `path` matches (md5 of the file, md5 of its decompressed content); None entries are unknown."""
+    gz_md5, raw_md5 = md5s
+    return (gz_md5 is not None and _md5_of(path) == gz_md5) or (raw_md5 is not None and _gunzip_md5(path) == raw_md5)
+
+def idx_dataset_dir(name):
+    return dnnlib.make_cache_dir_path('datasets', name)
+
+def idx_dataset_path(name, verbose=True, url=None):
+    """Folder of the named idx dataset ('mnist', 'fashion-mnist') in the cache; fetches missing files first."""
+    spec = IDX_DATASETS[name]
+    base = url or os.environ.get(spec.url_env) or spec.url
+    dest_dir = idx_dataset_dir(name)
+    for fname in IDX_FILES:
+        dest = os.path.join(dest_dir, fname)
+        if os.path.isfile(dest):
+            if not idx_file_ok(dest, spec.md5[fname]):
+                raise DatasetError(f'The cached {name} file {dest} does not match its checksum (an incomplete or '
+                    f'different file). Delete it to download again, or point --data at a local copy of the idx files')
+            continue
+        src = base.rstrip('/') + '/' + fname if '://' in base else os.path.join(base, fname)
+        download(src, dest, md5=None, what=f'{name} {fname}', verbose=verbose,
+            check=lambda tmp, fname=fname: idx_file_ok(tmp, spec.md5[fname]))
+    return dest_dir
+
+def mnist_path(verbose=True):
+    return idx_dataset_path('mnist', verbose=verbose)
+
+def fashion_mnist_path(verbose=True):
+    return idx_dataset_path('fashion-mnist', verbose=verbose)
+
+STACKED_MNIST_VERSION = 1 # bump on any change to what stacked_mnist_images() builds
+STACKED_MNIST_SIZE = 60000
+STACKED_MNIST_SEED = 0
+
+def stacked_mnist_digits(num_labels, num_images=STACKED_MNIST_SIZE, seed=STACKED_MNIST_SEED):
+    """Indices [N, 3] into the MNIST training set: the digits of the R, G and B channels of each image."""
+    return np.random.RandomState(seed).randint(num_labels, size=[num_images, 3])
+
+def stacked_mnist_images(digits, labels, picks):
+    """(images uint8 [N, 28, 28, 3], triple labels int64 [N]) from MNIST digits [M, 28, 28] and labels [M]."""
+    images = np.ascontiguousarray(digits[picks].transpose(0, 2, 3, 1)) # [N, 3, 28, 28] -> HWC
+    triples = (labels[picks] * np.array([100, 10, 1])).sum(axis=1).astype(np.int64)
+    return images, triples
+
+def write_stacked_mnist(dest, mnist_dir, num_images=STACKED_MNIST_SIZE, seed=STACKED_MNIST_SEED):
+    """Write stacked MNIST to the zip `dest` (upstream's dataset_tool layout, triple labels), atomically."""
+    import PIL.Image
+    from .dataset_sources import IdxSource, find_idx
+    from .dataset_tool import _ZipDest
+    found = find_idx(mnist_dir)
+    if found is None or found[1] is None:
+        raise DatasetError(f'No MNIST training images and labels (train-images-idx3-ubyte[.gz] etc.) in {mnist_dir}')
+    digits = IdxSource.read_idx(found[0], 3)
+    labels = IdxSource.read_idx(found[1], 1).astype(np.int64)
+    images, triples = stacked_mnist_images(digits, labels, stacked_mnist_digits(len(labels), num_images, seed))
+    out = _ZipDest(dest)
+    ok = False
+    try:
+        meta = []
+        for idx, (img, label) in enumerate(zip(images, triples)):
+            name = f'{idx // 1000:05d}/img{idx:08d}.png'
+            buf = io.BytesIO()
+            PIL.Image.fromarray(img).save(buf, format='png', compress_level=1)
+            out.write(name, buf.getvalue())
+            meta.append([name, int(label)])
+        out.write('dataset.json', json.dumps(dict(labels=meta)))
+        ok = True
+    finally:
+        out.finish(ok)
+
+def stacked_mnist_cache_path():
+    return dnnlib.make_cache_dir_path('datasets', f'stacked-mnist-v{STACKED_MNIST_VERSION}', 'stacked-mnist.zip')
+
+def stacked_mnist_path(verbose=True):
+    """Local path of the stacked-MNIST zip; built from the (cached, or fetched) MNIST files on first use."""
+    dest = stacked_mnist_cache_path()
+    if not os.path.isfile(dest):
+        mnist_dir = mnist_path(verbose=verbose)
+        if verbose:
+            print(f'Building the built-in dataset stacked-mnist into {dest}...')
+        write_stacked_mnist(dest, mnist_dir)
+    return dest
+
+#----------------------------------------------------------------------------
 
 BUILTIN = {'cifar10': cifar10_path, 'discs8': discs8_path} # names accepted by --data (and the default of --cfg=cifar)
+BUILTIN.update({'mnist': mnist_path, 'fashion-mnist': fashion_mnist_path, 'stacked-mnist': stacked_mnist_path}) # H4
 
 #----------------------------------------------------------------------------
 
@@ -169,8 +302,9 @@ def _chunks(url, num_attempts=3):
             yield from res.iter_content(chunk_size=1 << 20)
     return (int(total) if total and total.isdigit() else None), gen()
 
-def download(url, dest, md5, what, verbose=True):
-    """Stream `url` into `dest` through a temporary file: an interrupted or corrupt download never looks cached."""
+def download(url, dest, md5, what, verbose=True, check=None):
+    """Stream `url` into `dest` through a temporary file: an interrupted or corrupt download never looks cached.
+    md5=None skips the md5 of the bytes; check(temp_path) -> bool, if given, must also pass."""
     from tqdm import tqdm
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     tmp = f'{dest}.part{os.getpid()}'
@@ -188,8 +322,11 @@ def download(url, dest, md5, what, verbose=True):
             raise DatasetError(f'Could not download {what} from {url} ({type(e).__name__}: {e}). This machine may be '
                 f'offline. Point --data at a local copy (e.g. --data=/path/to/{os.path.basename(dest)}), '
                 f'or place the file at {dest}') from e
-        if h.hexdigest() != md5.lower():
+        if md5 is not None and h.hexdigest() != md5.lower():
             raise DatasetError(f'Downloaded {what} from {url} has md5 {h.hexdigest()}, expected {md5}; not kept. '
+                f'Try again, or point --data at a good local copy')
+        if check is not None and not check(tmp):
+            raise DatasetError(f'Downloaded {what} from {url} does not match its checksum; not kept. '
                 f'Try again, or point --data at a good local copy')
         os.replace(tmp, dest)
         if verbose:

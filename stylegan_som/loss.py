@@ -9,6 +9,9 @@ from torch_utils import misc
 from torch_utils import training_stats
 from torch_utils.ops import conv2d_gradfix
 
+from . import plugins
+from . import som
+
 #----------------------------------------------------------------------------
 
 class Loss:
@@ -30,6 +33,9 @@ class Loss:
         with schedules (e.g. a neighbourhood width that shrinks over training). Deriving a schedule from these
         two numbers, not from a private counter, keeps it right after a resume."""
 
+    def after_optimizer_step(self, phase):
+        """Called after the optimizer step of each phase, for constraints on the weights (e.g. WGAN clipping)."""
+
     def state_dict(self):
         return {}
 
@@ -40,11 +46,30 @@ class Loss:
 #----------------------------------------------------------------------------
 
 class StyleGAN2Loss(Loss):
-    """Non-saturating logistic loss with style mixing, lazy R1 on reals and path-length regularisation,
-    with StyleGAN2-ADA's arguments and numerics."""
+    """StyleGAN2-ADA's loss (style mixing, lazy R1 on reals, path-length regularisation, with its arguments and
+    numerics), generalised to any registered objective (`objective`, a plugins.LOSSES name; default: upstream's
+    non-saturating logistic loss) and to discriminators with K heads (logits [N, K]) trained as a
+    self-organising map (`som_kwargs`). With one head and objective='stylegan2' it computes exactly upstream's
+    loss and gradients.
+
+    SOM heads, per accumulation round: each real x_n picks its best-matching head b(n) = argmax_k D_k(x_n), and
+    head k weighs that real's term by h_k(n) = exp(-d(k, b(n))^2 / (2 sigma^2)) on the heads' map; sigma shrinks
+    over training (set_progress). D's loss is (1/K) sum_k [mean_n h_k(n) l_real + mean_m l_fake], G's is the mean
+    over heads. Weights apply only to the main real term, never to the regularisers.
+    som_kwargs: num_heads (checked against D's output; default: whatever D returns), topology ('grid',
+    'linear' or 'circular'; default 'grid'), sigma_start (default: half the map's diameter), sigma_end (0.3),
+    normalize (default True: rescale each head's weights to mean 1 over the round's reals, see
+    som.neighbourhood_weights. Without it a head that wins no reals gets almost no real signal but full fake
+    signal, learns to reject everything and never wins again: in CPU runs one head won every real within a
+    kimg. The SOMGAN paper's own small-network code normalises over the batch too).
+
+    Regularisers on D with K heads (R1 with r1_gamma, the WGAN-GP penalty with gp_weight) take one gradient per
+    sample of one randomly chosen head, so their expectation is the mean of the K per-head penalties at the cost
+    of a single backward pass. weight_clip > 0 clamps D's parameters after each D step (WGAN)."""
 
     def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None, style_mixing_prob=0.9, r1_gamma=10,
-            pl_batch_shrink=2, pl_decay=0.01, pl_weight=2):
+            pl_batch_shrink=2, pl_decay=0.01, pl_weight=2, objective='stylegan2', som_kwargs={}, gp_weight=0,
+            weight_clip=0):
         super().__init__()
         self.device = device
         self.G_mapping = G_mapping
@@ -57,6 +82,65 @@ class StyleGAN2Loss(Loss):
         self.pl_decay = pl_decay
         self.pl_weight = pl_weight
         self.pl_mean = torch.zeros([], device=device) # running mean of path lengths, the target of the pl penalty
+        self.objective = plugins.LOSSES.build(objective) if isinstance(objective, str) else objective
+        self.gp_weight = gp_weight
+        self.weight_clip = weight_clip
+        self._init_som(**som_kwargs)
+
+    # SOM heads. Nothing here is training state: sigma follows from (cur_nimg, total_nimg).
+
+    def _init_som(self, num_heads=None, topology='grid', sigma_start=None, sigma_end=som.DEFAULT_SIGMA_END,
+            normalize=True):
+        if topology not in som.TOPOLOGIES:
+            raise ValueError(f'som_kwargs.topology: unknown topology {topology!r}; choose from {", ".join(som.TOPOLOGIES)}')
+        for name, value in [('sigma_start', sigma_start), ('sigma_end', sigma_end)]:
+            if value is not None and not value > 0:
+                raise ValueError(f'som_kwargs.{name} must be positive, got {value}')
+        self.som_num_heads = num_heads
+        self.som_topology = topology
+        self.som_sigma_start = sigma_start
+        self.som_sigma_end = sigma_end
+        self.som_normalize = bool(normalize)
+        self._som_distances = None # [K, K] on self.device, built for the first K seen
+        self._som_progress = (0, 1)
+        if num_heads is not None:
+            self._som_map(num_heads)
+
+    def _som_map(self, num_heads):
+        """Distances between the heads, checked against the number of logits D returns."""
+        if self.som_num_heads is not None and num_heads != self.som_num_heads:
+            raise ValueError(f'D returns {num_heads} logits per image but som_kwargs.num_heads is {self.som_num_heads}')
+        if self._som_distances is None or self._som_distances.shape[0] != num_heads:
+            self._som_distances = som.topology_distances(num_heads, self.som_topology).to(self.device)
+        return self._som_distances
+
+    def set_progress(self, cur_nimg, total_nimg):
+        self._som_progress = (cur_nimg, total_nimg)
+
+    def som_sigma(self, num_heads=None):
+        """Neighbourhood width now (None for a single head, which needs none)."""
+        num_heads = self.som_num_heads if num_heads is None else num_heads
+        if num_heads is None or num_heads == 1:
+            return None
+        start = self.som_sigma_start
+        if start is None:
+            start = som.default_sigma_start(num_heads, self.som_topology, self.som_sigma_end)
+        return som.sigma_schedule(*self._som_progress, sigma_start=start, sigma_end=self.som_sigma_end)
+
+    def _real_weights(self, real_logits):
+        """SOM weights [N, K] for the reals of this round, or None with one head (weight 1)."""
+        num_heads = real_logits.shape[1]
+        distances = self._som_map(num_heads)
+        if num_heads == 1:
+            return None
+        return som.neighbourhood_weights(real_logits, distances, self.som_sigma(num_heads), normalize=self.som_normalize)
+
+    def after_optimizer_step(self, phase):
+        # WGAN's Lipschitz constraint by clipping, after every optimizer step that changed D.
+        if self.weight_clip and phase.startswith('D'):
+            with torch.no_grad():
+                for param in self.D.parameters():
+                    param.clamp_(-self.weight_clip, self.weight_clip)
 
     def state_dict(self):
         return dict(pl_mean=self.pl_mean.detach().cpu().clone())
@@ -67,7 +151,7 @@ class StyleGAN2Loss(Loss):
     def run_G(self, z, c, sync):
         with misc.ddp_sync(self.G_mapping, sync):
             ws = self.G_mapping(z, c)
-            if self.style_mixing_prob > 0:
+            if self.style_mixing_prob > 0 and ws.shape[1] > 1: # a single w (small backbones) cannot be mixed
                 # One crossover layer for the whole batch; with probability 1 - style_mixing_prob it is past the
                 # last layer, i.e. no mixing. Drawn on-device so there is no host sync.
                 num_ws = ws.shape[1]
@@ -87,6 +171,22 @@ class StyleGAN2Loss(Loss):
             logits = self.D(img, c)
         return logits
 
+    def _penalty_outputs(self, logits):
+        """The scalar whose input gradient a penalty (R1, GP) measures: with one head the sum of the logits, as
+        upstream; with K heads, per sample the logit of one head drawn uniformly, so that the expected penalty
+        is the mean of the per-head penalties while costing one backward pass (not K)."""
+        if logits.shape[1] == 1:
+            return logits.sum()
+        head = torch.randint(logits.shape[1], [logits.shape[0], 1], device=logits.device)
+        return logits.gather(1, head).sum()
+
+    def _report_som(self, real_logits):
+        num_heads = real_logits.shape[1]
+        training_stats.report('SOM/sigma', self.som_sigma(num_heads))
+        wins = torch.nn.functional.one_hot(som.best_matching_units(real_logits), num_heads).to(torch.float32)
+        for k in range(num_heads):
+            training_stats.report(f'SOM/occupancy/{k}', wins[:, k]) # mean = share of reals head k wins
+
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, sync, gain):
         if phase not in ('Gmain', 'Greg', 'Gboth', 'Dmain', 'Dreg', 'Dboth'):
             raise ValueError(f'unknown training phase {phase!r}')
@@ -94,14 +194,25 @@ class StyleGAN2Loss(Loss):
         do_Dmain = phase in ('Dmain', 'Dboth')
         do_Gpl = phase in ('Greg', 'Gboth') and self.pl_weight != 0
         do_Dr1 = phase in ('Dreg', 'Dboth') and self.r1_gamma != 0
+        do_Dgp = phase in ('Dreg', 'Dboth') and self.gp_weight != 0
+        obj = self.objective
+        couples = obj.couples # the objective compares reals with fakes (batch means, softmax over the batch)
 
-        # G: push D's logits for fakes up; softplus(-x) = -log(sigmoid(x)).
+        # G: the objective's G loss on D's logits for fakes, mean over heads (for stylegan2: softplus(-x)).
         if do_Gmain:
             gen_img, _ = self.run_G(gen_z, gen_c, sync=(sync and not do_Gpl)) # the pl pass syncs G if it follows
             gen_logits = self.run_D(gen_img, gen_c, sync=False)
             training_stats.report('Loss/scores/fake', gen_logits)
             training_stats.report('Loss/signs/fake', gen_logits.sign())
-            loss_Gmain = torch.nn.functional.softplus(-gen_logits)
+            if couples:
+                with torch.no_grad(): # D is not trained here: its logits for reals are constants of G's loss
+                    real_logits = self.run_D(real_img, real_c, sync=False)
+                loss_Gmain = obj.g_fake(gen_logits, real_logits).mean(0) # [K]: per-head loss
+                loss_Greal = obj.g_real(real_logits, gen_logits)
+                if loss_Greal is not None:
+                    loss_Gmain = loss_Gmain + loss_Greal.mean(0)
+            else:
+                loss_Gmain = obj.g_fake(gen_logits) # [N, K]: per sample and head
             training_stats.report('Loss/G/loss', loss_Gmain)
             loss_Gmain.mean().mul(gain).backward()
 
@@ -124,38 +235,84 @@ class StyleGAN2Loss(Loss):
             # The zero term ties the output into the graph so DDP sees every parameter of G_synthesis used.
             (gen_img[:, 0, 0, 0] * 0 + loss_Gpl).mean().mul(gain).backward()
 
-        # D: push logits for fakes down; softplus(x) = -log(1 - sigmoid(x)).
+        # D: WGAN-GP, gp_weight * (|grad D(x_hat)| - 1)^2 on random interpolates of reals and fakes. It runs
+        # before the main passes so its graph is gone before theirs is built; they sync DDP if they follow.
+        if do_Dgp:
+            n = min(real_img.shape[0], gen_z.shape[0])
+            with torch.no_grad():
+                gen_img, _ = self.run_G(gen_z[:n], gen_c[:n], sync=False)
+            alpha = torch.rand([n, 1, 1, 1], device=gen_img.device, dtype=gen_img.dtype)
+            mix_img = (real_img[:n].detach() * alpha + gen_img * (1 - alpha)).requires_grad_(True)
+            # Interpolates carry the reals' labels (a conditional D scores them as those classes).
+            mix_logits = self.run_D(mix_img, real_c[:n], sync=(sync and not (do_Dmain or do_Dr1)))
+            with conv2d_gradfix.no_weight_gradients():
+                gp_grads = torch.autograd.grad(outputs=[self._penalty_outputs(mix_logits)], inputs=[mix_img],
+                    create_graph=True, only_inputs=True)[0]
+            gp_norms = (gp_grads.square().sum([1, 2, 3]) + 1e-8).sqrt() # eps: finite gradient at a zero norm
+            gp_penalty = (gp_norms - 1).square()
+            training_stats.report('Loss/gp_penalty', gp_penalty)
+            loss_Dgp = gp_penalty * self.gp_weight
+            training_stats.report('Loss/D/reg', loss_Dgp)
+            (mix_logits[:, 0] * 0 + loss_Dgp).mean().mul(gain).backward()
+
+        # D: the objective's term on fakes (for stylegan2: softplus(x)). A separable objective back-propagates it
+        # at once, as upstream, which frees the fake graph before the real pass; a coupled one waits for reals.
         loss_Dgen = 0
         if do_Dmain:
             gen_img, _ = self.run_G(gen_z, gen_c, sync=False)
             gen_logits = self.run_D(gen_img, gen_c, sync=False) # synced by the real pass below
             training_stats.report('Loss/scores/fake', gen_logits)
             training_stats.report('Loss/signs/fake', gen_logits.sign())
-            loss_Dgen = torch.nn.functional.softplus(gen_logits)
-            loss_Dgen.mean().mul(gain).backward()
+            if not couples:
+                loss_Dgen = obj.d_fake(gen_logits)
+                loss_Dgen.mean().mul(gain).backward()
 
-        # D: push logits for reals up, and/or R1 = |grad_x D(x)|^2 on reals, in one forward pass.
+        # D: the objective's term on reals, weighted per head by the SOM neighbourhood, and/or R1 = |grad_x D(x)|^2
+        # on reals, in one forward pass.
         if do_Dmain or do_Dr1:
             real_img_tmp = real_img.detach().requires_grad_(do_Dr1)
             real_logits = self.run_D(real_img_tmp, real_c, sync=sync)
             training_stats.report('Loss/scores/real', real_logits)
-            training_stats.report('Loss/signs/real', real_logits.sign()) # drives the ADA heuristic
+            weights = self._real_weights(real_logits) # [N, K], or None with one head
+            if weights is None:
+                training_stats.report('Loss/signs/real', real_logits.sign()) # drives the ADA heuristic
+            else:
+                # Per real, the heads' signs weighted as in the loss: the heads that learn this image as real,
+                # i.e. mostly its best-matching head once sigma is small. The plain mean over heads would count
+                # heads that are trained to reject other heads' modes and read low; the BMU alone reads high.
+                signs = (real_logits.detach().sign() * weights).sum(1) / weights.sum(1)
+                training_stats.report('Loss/signs/real', signs)
 
             loss_Dreal = 0
             if do_Dmain:
-                loss_Dreal = torch.nn.functional.softplus(-real_logits)
-                training_stats.report('Loss/D/loss', loss_Dgen + loss_Dreal)
+                if couples:
+                    loss_Dgen = obj.d_fake(gen_logits, real_logits)
+                    loss_Dreal = obj.d_real(real_logits, gen_logits)
+                else:
+                    loss_Dreal = obj.d_real(real_logits)
+                if weights is not None:
+                    loss_Dreal = loss_Dreal * weights
+                    self._report_som(real_logits)
+                if loss_Dgen.shape == loss_Dreal.shape:
+                    training_stats.report('Loss/D/loss', loss_Dgen + loss_Dreal)
+                else:
+                    training_stats.report('Loss/D/loss', loss_Dgen.mean(0) + loss_Dreal.mean(0))
 
             loss_Dr1 = 0
             if do_Dr1:
                 with conv2d_gradfix.no_weight_gradients():
-                    r1_grads = torch.autograd.grad(outputs=[real_logits.sum()], inputs=[real_img_tmp],
+                    r1_grads = torch.autograd.grad(outputs=[self._penalty_outputs(real_logits)], inputs=[real_img_tmp],
                         create_graph=True, only_inputs=True)[0]
                 r1_penalty = r1_grads.square().sum([1, 2, 3])
                 loss_Dr1 = r1_penalty * (self.r1_gamma / 2)
                 training_stats.report('Loss/r1_penalty', r1_penalty)
                 training_stats.report('Loss/D/reg', loss_Dr1)
+                if real_logits.shape[1] > 1:
+                    loss_Dr1 = loss_Dr1[:, None] # against [N, K]; one head keeps upstream's [N, 1] + [N] broadcast
 
-            (real_logits * 0 + loss_Dreal + loss_Dr1).mean().mul(gain).backward()
+            loss_D = (real_logits * 0 + loss_Dreal + loss_Dr1).mean()
+            if do_Dmain and couples:
+                loss_D = loss_D + loss_Dgen.mean()
+            loss_D.mul(gain).backward()
 
 #----------------------------------------------------------------------------

@@ -49,3 +49,26 @@ LOSSES = Registry('loss')                  # --loss=NAME: objective on logits [N
 BACKBONES = Registry('backbone')           # --arch=NAME: generator and discriminator classes
 
 #----------------------------------------------------------------------------
+
+# Discriminator heads (features [N, F], labels [N, c_dim] -> logits [N, K]).
+HEADS.register('linear', 'stylegan_som.heads.linear.LinearHead')
+HEADS.register('projection', 'stylegan_som.heads.projection.ProjectionHead')
+
+# Network blocks (feature map [N, C, H, W] -> same shape; networks' attn_resolutions / attn_kwargs).
+BLOCKS.register('attention', 'stylegan_som.blocks.attention.SelfAttention')
+
+# Losses (--loss): objectives in stylegan_som/losses/, applied by stylegan_som.loss.StyleGAN2Loss.
+LOSSES.register('stylegan2', 'stylegan_som.losses.stylegan2.StyleGAN2')
+LOSSES.register('ns',        'stylegan_som.losses.ns.NonSaturating')
+LOSSES.register('hinge',     'stylegan_som.losses.hinge.Hinge')
+LOSSES.register('wgan',      'stylegan_som.losses.wgan.WGAN')
+LOSSES.register('wgan-gp',   'stylegan_som.losses.wgan_gp.WGANGP')
+LOSSES.register('lsgan',     'stylegan_som.losses.lsgan.LSGAN')
+LOSSES.register('softmax',   'stylegan_som.losses.softmax.SoftmaxGAN')
+LOSSES.register('rahinge',   'stylegan_som.losses.rahinge.RelativisticAverageHinge')
+
+# Backbones (--arch): modules holding a Generator and a Discriminator class.
+BACKBONES.register('stylegan2', 'stylegan_som.networks.stylegan2')
+BACKBONES.register('dcgan',     'stylegan_som.networks.dcgan')
+BACKBONES.register('resnet',    'stylegan_som.networks.resnet')
+BACKBONES.register('mlp',       'stylegan_som.networks.mlp')

@@ -23,6 +23,7 @@ from torch_utils import training_stats
 from torch_utils.ops import conv2d_gradfix
 from torch_utils.ops import grid_sample_gradfix
 
+from . import pictures
 from . import snapshot as snapshot_lib
 
 #----------------------------------------------------------------------------
@@ -153,6 +154,17 @@ def _metrics_usable(metrics, device, rank, num_gpus):
 
 #----------------------------------------------------------------------------
 
+def _som_tick_text(collector):
+    """'som-sigma 1.23 bmu 0.31/0.22/0.25/0.22': the neighbourhood width and the share of reals each head won
+    over the tick (with more than 9 heads, the smallest and largest share)."""
+    heads = sorted((int(name.rsplit('/', 1)[1]), collector.mean(name)) for name in collector.names()
+        if name.startswith('SOM/occupancy/'))
+    shares = [share for _, share in heads]
+    text = f'som-sigma {collector.mean("SOM/sigma"):<5.3f}'
+    if len(shares) <= 9:
+        return text + ' bmu ' + '/'.join(f'{share:.2f}' for share in shares)
+    return text + f' bmu min {min(shares):.2f} max {max(shares):.2f} of {len(shares)}'
+
 def _gather_per_rank(obj, num_gpus):
     if num_gpus <= 1:
         return [obj]
@@ -226,6 +238,7 @@ def training_loop(
     if rank == 0:
         print('Loading training set...')
     training_set = dnnlib.util.construct_class_by_name(**training_set_kwargs)
+    points_data = getattr(training_set, 'is_points', False) # 2-D point data (dataset_points): scatter plots
     if rank == 0:
         print()
         print('Num images: ', len(training_set))
@@ -237,12 +250,10 @@ def training_loop(
     if rank == 0:
         print('Constructing networks...')
     common_kwargs = dict(c_dim=training_set.label_dim, img_resolution=training_set.resolution, img_channels=training_set.num_channels)
-    G = dnnlib.util.construct_class_by_name(**G_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
-    D = dnnlib.util.construct_class_by_name(**D_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
-    G_ema = copy.deepcopy(G).eval()
 
     # Resume: weights always; the training state only when continuing the same run.
     state = None
+    resume_data = None
     if resume_pkl is not None:
         from . import legacy
         if rank == 0:
@@ -253,15 +264,39 @@ def training_loop(
             state = snapshot_lib.get_training_state(resume_data)
             if state is None:
                 raise ValueError(f'{resume_pkl}: no training state in this pickle, cannot continue its run')
-        for name, module in [('G', G), ('D', D), ('G_ema', G_ema)]:
-            misc.copy_params_and_buffers(resume_data[name], module, require_all=(state is not None))
-        del resume_data
+
+    # --- attach (H2): networks from a pickle are rebuilt from its recorded init kwargs plus the run's plugins
+    # and per-run settings (stylegan_som.attach.RUN_KWARGS), parameters copied by name; heads are tiled when
+    # the head count changes. Pickles of non-persistent classes fall back to upstream's way (the run's networks,
+    # parameters copied by name).
+    from . import attach as attach_lib
+    if resume_data is not None and attach_lib.can_rebuild(resume_data):
+        try:
+            G, D, G_ema = attach_lib.networks_from_pickle(resume_data, G_kwargs, D_kwargs, common_kwargs,
+                seed=random_seed, strict=(state is not None), log=(print if rank == 0 else None))
+        except attach_lib.AttachError as err:
+            raise ValueError(f'{resume_pkl}: {err}') from err
+        G = G.train().requires_grad_(False).to(device)
+        D = D.train().requires_grad_(False).to(device)
+        G_ema = G_ema.eval().requires_grad_(False).to(device)
+    else:
+        G = dnnlib.util.construct_class_by_name(**G_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
+        D = dnnlib.util.construct_class_by_name(**D_kwargs, **common_kwargs).train().requires_grad_(False).to(device)
+        G_ema = copy.deepcopy(G).eval()
+        if resume_data is not None:
+            for name, module in [('G', G), ('D', D), ('G_ema', G_ema)]:
+                misc.copy_params_and_buffers(resume_data[name], module, require_all=(state is not None))
+    del resume_data
+    # --- end attach
 
     if rank == 0:
         z = torch.empty([batch_gpu, G.z_dim], device=device)
         c = torch.empty([batch_gpu, G.c_dim], device=device)
         img = misc.print_module_summary(G, [z, c])
-        misc.print_module_summary(D, [img, c])
+        # D in eval mode: a training-mode call would advance spectral normalisation's power iteration on this
+        # rank only (breaking exact resume and the ranks' agreement).
+        misc.print_module_summary(D.eval(), [img, c])
+        D.train()
         del z, c, img
 
     # Augmentation.
@@ -359,6 +394,11 @@ def training_loop(
     grid_size = grid_z = grid_c = None
     if rank == 0:
         print('Exporting sample images...')
+    if rank == 0 and points_data: # 2-D points: scatter plots over the mode centres instead of image grids
+        grid_z, grid_c = pictures.point_snapshot_latents(training_set, G.z_dim, random_seed, batch_gpu, device)
+        pictures.save_point_reals(training_set, os.path.join(run_dir, 'reals.png'))
+        pictures.save_point_fakes(G_ema, grid_z, grid_c, training_set, os.path.join(run_dir, 'fakes_init.png'))
+    elif rank == 0:
         grid_size, images, labels = setup_snapshot_image_grid(training_set=training_set)
         save_image_grid(images, os.path.join(run_dir, 'reals.png'), drange=[0, 255], grid_size=grid_size)
         grid_z = torch.randn([labels.shape[0], G.z_dim], generator=torch.Generator().manual_seed(random_seed))
@@ -410,13 +450,18 @@ def training_loop(
         progress_fn(cur_nimg // 1000, total_kimg)
 
     set_progress = getattr(loss, 'set_progress', None) # optional: losses with upstream's bare interface lack it
+    after_optimizer_step = getattr(loss, 'after_optimizer_step', None) # optional, too
+    som_stats = training_stats.Collector(regex=r'SOM/.*', keep_previous=False) # multi-head runs: sigma, occupancy
     while True:
         if set_progress is not None:
             set_progress(cur_nimg=cur_nimg, total_nimg=total_kimg * 1000)
 
         # Reals for this step: this rank's slice of the global batch, split into accumulation rounds.
         phase_real_img, phase_real_c = next(training_set_iterator)
-        phase_real_img = (phase_real_img.to(device).to(torch.float32) / 127.5 - 1).split(batch_gpu)
+        phase_real_img = phase_real_img.to(device)
+        if phase_real_img.dtype == torch.uint8: # images; float data (2-D points) is already in its own units
+            phase_real_img = phase_real_img.to(torch.float32) / 127.5 - 1
+        phase_real_img = phase_real_img.to(torch.float32).split(batch_gpu)
         phase_real_c = phase_real_c.to(device).split(batch_gpu)
         rank_slice = slice(rank * batch_size // num_gpus, (rank + 1) * batch_size // num_gpus)
 
@@ -446,6 +491,8 @@ def training_loop(
                 if param.grad is not None:
                     torch.nan_to_num(param.grad, nan=0, posinf=1e5, neginf=-1e5, out=param.grad)
             phase.opt.step()
+            if after_optimizer_step is not None:
+                after_optimizer_step(phase.name) # e.g. WGAN weight clipping
             if phase.end_event is not None:
                 phase.end_event.record(torch.cuda.current_stream(device))
             elif not is_cuda:
@@ -503,6 +550,9 @@ def training_loop(
         for label, stat, value, fmt in items:
             training_stats.report0(stat, value)
             line.append(f'{label} ' + (f'{dnnlib.util.format_time(value):<12s}' if fmt == 'time' else fmt.format(value)))
+        som_stats.update() # all ranks; the loss reports SOM/* only when D has several heads
+        if som_stats.num('SOM/sigma') > 0:
+            line.append(_som_tick_text(som_stats))
         training_stats.report0('Timing/total_hours', elapsed / 3600)
         training_stats.report0('Timing/total_days', elapsed / 86400)
         if rank == 0:
@@ -514,7 +564,10 @@ def training_loop(
                 print()
                 print('Aborting...')
 
-        if (rank == 0) and (image_snapshot_ticks is not None) and (done or cur_tick % image_snapshot_ticks == 0):
+        image_snapshot = (rank == 0) and (image_snapshot_ticks is not None) and (done or cur_tick % image_snapshot_ticks == 0)
+        if image_snapshot and points_data:
+            pictures.save_point_fakes(G_ema, grid_z, grid_c, training_set, os.path.join(run_dir, f'fakes{cur_nimg//1000:06d}.png'))
+        elif image_snapshot:
             images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid_z, grid_c)]).numpy()
             save_image_grid(images, os.path.join(run_dir, f'fakes{cur_nimg//1000:06d}.png'), drange=[-1, 1], grid_size=grid_size)
 
@@ -578,6 +631,9 @@ def training_loop(
                 training_stats.report0('Timing/' + phase.name, [])
         stats_collector.update()
         stats_dict = stats_collector.as_dict()
+        if image_snapshot: # SOM heads: which share of the reals each head won during this tick
+            pictures.save_occupancy_from_stats(stats_dict, os.path.join(run_dir, f'occupancy{cur_nimg//1000:06d}.png'),
+                topology=getattr(loss, 'som_topology', 'grid'))
 
         timestamp = time.time()
         if stats_jsonl is not None:

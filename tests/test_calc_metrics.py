@@ -11,6 +11,7 @@ import torch
 
 import calc_metrics
 from metrics import metric_utils
+from tests.cli_errors import one_error_line
 from tests.metrics import standins
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -119,5 +120,40 @@ def test_unknown_metric_lists_valid_ones():
     res = CliRunner().invoke(calc_metrics.calc_metrics, ['--metrics=fid50k_full,nope', '--network=x.pkl'])
     assert res.exit_code == 2
     assert 'modes_ring8' in res.output and 'ppl_wend' in res.output
+
+#----------------------------------------------------------------------------
+
+#----------------------------------------------------------------------------
+# Bad input, table-driven: one 'Error:' line naming the flag, file or value, click's exit code (2: a bad option
+# value, 1: a file that cannot be used), no traceback, and no result file written.
+
+CALC_BAD = [ # (case, arguments, exit code, what the error line must mention)
+    ('missing-pickle',    ['--metrics=fid50k_full', '--network={root}/missing.pkl'],        2, ['--network', 'missing.pkl']),
+    ('corrupt-pickle',    ['--metrics=fid50k_full', '--network={root}/corrupt.pkl'],        1, ['corrupt.pkl']),
+    ('not-a-network',     ['--metrics=fid50k_full', '--network={root}/nonet.pkl'],          1, ['nonet.pkl', "'G'"]),
+    ('unknown-metric',    ['--metrics=fid50k_full,fid_nope', '--network={pkl}'],            2, ['--metrics', 'fid_nope', 'fid50k_full, ']),
+    ('bad-gpus',          ['--metrics=fid50k_full', '--network={pkl}', '--gpus=0'],         2, ['--gpus']),
+    ('missing-dataset',   ['--metrics=fid50k_full', '--network={pkl}', '--data={root}/nodata'], 1, ['--data', 'nodata']),
+    ('no-network-no-run', ['--metrics=fid50k_full'],                                        1, ['--network', 'training-runs']),
+]
+
+@pytest.mark.parametrize('case,args,code,mentions', CALC_BAD, ids=[c[0] for c in CALC_BAD])
+def test_bad_input_table(setup, tmp_path, monkeypatch, case, args, code, mentions):
+    from click.testing import CliRunner
+    root = tmp_path / 'files'
+    root.mkdir()
+    (root / 'corrupt.pkl').write_bytes(b'\x80\x04\x95 not really a pickle')
+    with open(root / 'nonet.pkl', 'wb') as f:
+        pickle.dump(dict(G=None, D=None, G_ema=None), f)
+    monkeypatch.chdir(tmp_path) # no ./training-runs here
+    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
+    before = sorted(os.listdir(os.path.dirname(setup['pkl'])))
+    names = dict(root=str(root), pkl=setup['pkl'])
+    result = CliRunner().invoke(calc_metrics.calc_metrics, [a.format(**names) for a in args])
+    assert result.exit_code == code, f'{case}: {result.exit_code} {result.output}'
+    assert isinstance(result.exception, SystemExit), f'uncaught {result.exception!r}'
+    one_error_line(result.output, mentions, **names)
+    assert sorted(os.listdir(os.path.dirname(setup['pkl']))) == before # no metric-*.jsonl written
+    assert sorted(os.listdir(root)) == ['corrupt.pkl', 'nonet.pkl']
 
 #----------------------------------------------------------------------------

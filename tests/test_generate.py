@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 import generate
 from stylegan_som import legacy
+from tests.cli_errors import one_error_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 C_DIM = 4
@@ -154,5 +155,54 @@ def test_unconditional_ignores_class(tmp_path):
     assert 'ignored' in result.output
     assert os.listdir(tmp_path / 'o') == ['seed0003.png']
     assert legacy.label_dim(G) == 0
+
+#----------------------------------------------------------------------------
+
+#----------------------------------------------------------------------------
+# Bad input, table-driven: one 'Error:' line naming the flag and the file or value, the exit code of click
+# (2: a bad option value, 1: a file that cannot be used), no traceback, and no output folder left behind.
+
+@pytest.fixture(scope='module')
+def bad_files(snapshot, tmp_path_factory):
+    root = tmp_path_factory.mktemp('bad')
+    files = dict(pkl=str(snapshot[0]), missing=str(root / 'missing.pkl'), corrupt=str(root / 'corrupt.pkl'),
+        truncated=str(root / 'truncated.pkl'), nonet=str(root / 'nonet.pkl'), file=str(root / 'a-file'))
+    (root / 'corrupt.pkl').write_bytes(b'\x80\x04\x95 not really a pickle')
+    (root / 'truncated.pkl').write_bytes(snapshot[0].read_bytes()[:5000])
+    with open(root / 'nonet.pkl', 'wb') as f:
+        pickle.dump(dict(G=None, D=None, G_ema=None), f)
+    (root / 'a-file').write_text('x')
+    return files
+
+GENERATE_BAD = [ # (case, arguments, exit code, what the error line must mention)
+    ('missing-pickle',       ['--network={missing}', '--seeds=0'],               1, ['--network', 'missing.pkl']),
+    ('corrupt-pickle',       ['--network={corrupt}', '--seeds=0'],               1, ['--network', 'corrupt.pkl']),
+    ('truncated-pickle',     ['--network={truncated}', '--seeds=0'],             1, ['--network', 'truncated.pkl', 'truncated']),
+    ('not-a-network',        ['--network={nonet}', '--seeds=0'],                 1, ['--network', 'nonet.pkl', "'G'"]),
+    ('seeds-text',           ['--network={pkl}', '--seeds=ten', '--class=0'],    2, ['--seeds', 'ten']),
+    ('seeds-backwards',      ['--network={pkl}', '--seeds=9-3', '--class=0'],    2, ['--seeds', '9-3']),
+    ('seeds-too-big',        ['--network={pkl}', f'--seeds={2**32}', '--class=0'], 2, ['--seeds', str(2**32)]),
+    ('no-seeds',             ['--network={pkl}', '--class=0'],                   2, ['--seeds']),
+    ('conditional-no-class', ['--network={pkl}', '--seeds=0'],                   2, ['--class', f'{C_DIM} classes']),
+    ('class-out-of-range',   ['--network={pkl}', '--seeds=0', f'--class={C_DIM}'], 2, ['--class', str(C_DIM)]),
+    ('trunc-text',           ['--network={pkl}', '--seeds=0', '--trunc=high'],   2, ["'--trunc'", 'high']),
+    ('outdir-is-a-file',     ['--network={pkl}', '--seeds=0', '--class=0', '--outdir={file}'], 2, ['--outdir', 'a-file']),
+]
+
+@pytest.mark.parametrize('case,args,code,mentions', GENERATE_BAD, ids=[c[0] for c in GENERATE_BAD])
+def test_bad_input_table(bad_files, tmp_path, case, args, code, mentions):
+    out = tmp_path / 'out'
+    argv = [f'--outdir={out}'] + [a.format(**bad_files) for a in args]
+    result = CliRunner().invoke(generate.generate_images, argv)
+    assert result.exit_code == code, f'{case}: {result.exit_code} {result.output}'
+    assert isinstance(result.exception, SystemExit), f'uncaught {result.exception!r}'
+    one_error_line(result.output, mentions, **bad_files)
+    assert not out.exists() # nothing written
+
+def test_bad_input_real_process(bad_files, tmp_path):
+    res = _run(f'--network={bad_files["missing"]}', '--seeds=0', f'--outdir={tmp_path / "o"}')
+    assert res.returncode == 1, res.stderr
+    assert one_error_line(res.stderr).startswith(f'Error: --network={bad_files["missing"]}: ')
+    assert not (tmp_path / 'o').exists()
 
 #----------------------------------------------------------------------------

@@ -262,3 +262,198 @@ def test_cli_error_and_dry_run(folders, tmp_path):
     assert os.listdir(tmp_path) == []
 
 #----------------------------------------------------------------------------
+
+#----------------------------------------------------------------------------
+# MNIST end to end: the tiny config's own tick and worker count, a --subset, greyscale snapshots through
+# generate.py.
+
+def _write_idx(path, array):
+    # MNIST's idx layout: zero bytes, dtype code 0x08 (uint8), ndim, big-endian int32 sizes, then the data.
+    import gzip
+    header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, dtype='>i4').tobytes()
+    with gzip.open(path, 'wb') as f:
+        f.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+def mnist_data(root):
+    """../shared/data/mnist, or (where this checkout has none) 300 random 28x28 'digits' in the same files."""
+    found = shared_data('mnist')
+    if found is not None:
+        return found
+    rng = np.random.default_rng(0)
+    os.makedirs(root, exist_ok=True)
+    _write_idx(os.path.join(root, 'train-images-idx3-ubyte.gz'), rng.integers(0, 256, [300, 28, 28]))
+    _write_idx(os.path.join(root, 'train-labels-idx1-ubyte.gz'), rng.integers(0, 10, [300]))
+    return str(root)
+
+@pytest.fixture(scope='module')
+def trained_mnist(tmp_path_factory):
+    """(run_dir, stdout + stderr) of an unconditional tiny run on 256 MNIST digits, with Python warnings shown."""
+    root = tmp_path_factory.mktemp('mnist')
+    outdir = root / 'runs'
+    result = run_train(f'--outdir={outdir}', f'--data={mnist_data(root / "idx")}', '--cfg=tiny', '--subset=256',
+        '--kimg=1', '--snap=1', env=cpu_env(PYTHONWARNINGS='default'))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    runs = os.listdir(outdir)
+    assert len(runs) == 1 and runs[0].endswith('-subset256-tiny-kimg1'), runs
+    return outdir / runs[0], result.stdout + result.stderr
+
+def test_mnist_run_snapshots_and_generates(trained_mnist, tmp_path):
+    import train
+    run_dir, output = trained_mnist
+    with open(run_dir / 'training_options.json') as f:
+        opts = json.load(f)
+    assert opts['kimg_per_tick'] == 1 # the tiny config's default: a progress line per kimg
+    assert opts['data_loader_kwargs']['num_workers'] == train.default_workers(1)
+    kwargs = opts['training_set_kwargs']
+    assert kwargs['max_size'] == 256 and kwargs['use_labels'] is False and kwargs['resolution'] == 32
+    assert len([line for line in output.splitlines() if line.startswith('tick ')]) == 2
+    assert 'worker processes' not in output # no DataLoader warning about more workers than cores
+    assert {'network-snapshot-000000.pkl', 'network-snapshot-000001.pkl'} <= set(os.listdir(run_dir))
+    with PIL.Image.open(run_dir / 'reals.png') as img:
+        assert img.mode == 'L' # one channel throughout
+
+    out = tmp_path / 'gen'
+    result = subprocess.run([sys.executable, os.path.join(REPO, 'generate.py'), f'--network={run_dir / "network-snapshot-000001.pkl"}',
+        '--seeds=0-1', f'--outdir={out}'], cwd=REPO, env=cpu_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert sorted(os.listdir(out)) == ['seed0000.png', 'seed0001.png']
+    images = []
+    for name in sorted(os.listdir(out)):
+        with PIL.Image.open(out / name) as img:
+            assert img.mode == 'L' and img.size == (32, 32)
+            images.append(np.asarray(img))
+    assert not np.array_equal(images[0], images[1])
+
+#----------------------------------------------------------------------------
+# Bad input from the command line: every case fails with exit code 2 and one 'Error:' line naming the flag and
+# the file or value, before anything is written (an existing run directory stays as it was), with and without
+# --dry-run. In-process through click for speed; real processes below for the exit codes.
+
+@pytest.fixture(scope='module')
+def bad_inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp('bad')
+    paths = dict(root=str(root), plain=make_image_folder(root / 'plain', num=4), empty=str(root / 'empty'))
+    os.makedirs(paths['empty'])
+    paths['corrupt'] = make_image_folder(root / 'corrupt', num=4)
+    (root / 'corrupt' / 'img0002.png').write_bytes(b'this is no png')
+    paths['mixed'] = make_image_folder(root / 'mixed', num=4)
+    PIL.Image.new('RGB', (32, 32)).save(root / 'mixed' / 'zz_big.png')
+    paths['nonsquare'] = str(root / 'nonsquare')
+    os.makedirs(paths['nonsquare'])
+    for i in range(3):
+        PIL.Image.new('RGB', (32, 16)).save(root / 'nonsquare' / f'wide{i}.png')
+    paths['truncated'] = make_image_folder(root / 'truncated', num=4)
+    png = (root / 'truncated' / 'img0001.png').read_bytes()
+    (root / 'truncated' / 'img0001.png').write_bytes(png[:len(png) // 2]) # header intact, pixels cut off
+    paths['notes'] = str(root / 'notes.txt')
+    (root / 'notes.txt').write_text('not a dataset, not a pickle, not a folder')
+    return paths
+
+BAD_CLI = [ # (case, arguments, what the error line must mention)
+    ('missing-path',      ['--data={root}/no-such-folder'],           ['--data', 'no-such-folder']),
+    ('empty-folder',      ['--data={empty}'],                         ['--data', 'No images found', '{empty}']),
+    ('corrupt-image',     ['--data={corrupt}'],                       ['--data', 'img0002.png', 'Corrupt']),
+    ('mixed-resolutions', ['--data={mixed}'],                         ['--data', 'Mixed image sizes', 'zz_big.png', '32x32']),
+    ('non-square',        ['--data={nonsquare}'],                     ['--data', 'square', 'wide0.png', '32x16']),
+    ('not-a-dataset',     ['--data={notes}'],                         ['--data', 'notes.txt']),
+    ('cond-no-labels',    ['--data={plain}', '--cond=1'],             ['--cond=1', 'labels', '{plain}']),
+    ('cond-not-bool',     ['--data={plain}', '--cond=maybe'],         ["'--cond'", 'maybe']),
+    ('kimg-zero',         ['--data={plain}', '--kimg=0'],             ['--kimg', '0']),
+    ('kimg-text',         ['--data={plain}', '--kimg=ten'],           ["'--kimg'", 'ten']),
+    ('cfg-unknown',       ['--data={plain}', '--cfg=huge'],           ["'--cfg'", 'huge']),
+    ('gpus-three',        ['--data={plain}', '--gpus=3'],             ['--gpus', '3']),
+    ('subset-too-big',    ['--data={plain}', '--subset=5'],           ['--subset', '5']),
+    ('metrics-unknown',   ['--data={plain}', '--metrics=fid_nope'],   ['--metrics', 'fid_nope']),
+    ('resume-missing',    ['--data={plain}', '--resume={root}/gone.pkl'], ['--resume', 'gone.pkl']),
+    ('resume-not-pickle', ['--data={plain}', '--resume={notes}'],     ['--resume', 'notes.txt']),
+    ('outdir-is-file',    ['--data={plain}', '--outdir={notes}'],     ['--outdir', 'notes.txt']),
+    ('outdir-under-file', ['--data={plain}', '--outdir={notes}/runs'], ['--outdir', 'notes.txt']),
+]
+
+def _tree(path):
+    return sorted((os.path.relpath(os.path.join(d, f), path), os.path.getsize(os.path.join(d, f)))
+        for d, _, files in os.walk(path) for f in files)
+
+@pytest.mark.parametrize('dry_run', [True, False], ids=['dry-run', 'real'])
+@pytest.mark.parametrize('case,args,mentions', BAD_CLI, ids=[c[0] for c in BAD_CLI])
+def test_bad_command_lines(bad_inputs, tmp_path, case, args, mentions, dry_run):
+    from click.testing import CliRunner
+    import train
+    from tests.cli_errors import one_error_line
+    outdir = tmp_path / 'runs'
+    os.makedirs(outdir / '00000-earlier-run')
+    (outdir / '00000-earlier-run' / 'network-snapshot-000000.pkl').write_bytes(b'precious')
+    before = _tree(tmp_path), _tree(bad_inputs['root'])
+    argv = [f'--outdir={outdir}', '--cfg=tiny', '--kimg=1'] + [a.format(**bad_inputs) for a in args] + (['-n'] if dry_run else [])
+    saved = sys.stdout, sys.stderr # train.main installs a logger on sys.stdout once the options pass
+    try:
+        result = CliRunner().invoke(train.main, argv)
+    finally:
+        sys.stdout, sys.stderr = saved
+    assert result.exit_code == 2, f'{case}: exit {result.exit_code}\n{result.output[-3000:]}'
+    one_error_line(result.output, mentions, **bad_inputs)
+    assert (_tree(tmp_path), _tree(bad_inputs['root'])) == before # nothing written, nothing lost
+
+def test_bad_input_exit_codes(bad_inputs, tmp_path):
+    # A file that passes the start-up check (its header is fine) but cannot be decoded stops training with one
+    # line naming it, also in the run's log, and a non-zero exit code; earlier runs stay as they were.
+    from tests.cli_errors import one_error_line
+    outdir = tmp_path / 'runs'
+    os.makedirs(outdir / '00000-earlier-run')
+    (outdir / '00000-earlier-run' / 'keep.txt').write_text('x')
+    res = run_train(f'--outdir={outdir}', f'--data={bad_inputs["truncated"]}', '--cfg=tiny', '--kimg=1', '--workers=1')
+    assert res.returncode == 3, res.stdout[-3000:] + res.stderr[-3000:]
+    error = one_error_line(res.stdout + res.stderr, ['Error: --data: ', 'img0001.png', 'truncated'])
+    assert (outdir / '00000-earlier-run' / 'keep.txt').read_text() == 'x'
+    new_run = outdir / sorted(os.listdir(outdir))[-1]
+    assert error in (new_run / 'log.txt').read_text()
+
+    # Option errors from a real process: click's usage error, exit code 2.
+    res = run_train(f'--outdir={bad_inputs["notes"]}', f'--data={bad_inputs["plain"]}', '--cfg=tiny')
+    assert res.returncode == 2, res.stderr
+    assert one_error_line(res.stderr) == f'Error: --outdir: {bad_inputs["notes"]} is a file, not a folder'
+
+def test_data_error_line_from_a_worker():
+    """A DatasetError raised in a DataLoader worker comes back as the same type with the worker's traceback
+    as its text; train.py reports only the dataset's own message."""
+    import torch
+    import train
+    from stylegan_som.dataset_sources import DatasetError
+    class Broken(torch.utils.data.Dataset):
+        def __len__(self):
+            return 2
+        def __getitem__(self, idx):
+            raise DatasetError(f'Corrupt or unreadable image x{idx}.png in /data: image file is truncated')
+    with pytest.raises(DatasetError) as info:
+        next(iter(torch.utils.data.DataLoader(Broken(), batch_size=1, num_workers=1)))
+    assert 'Traceback' in str(info.value) # what would otherwise be printed
+    assert train.data_error_line(info.value) == 'Corrupt or unreadable image x0.png in /data: image file is truncated'
+    assert train.data_error_line(DatasetError('one line')) == 'one line'
+
+def test_defaults_for_small_machines(bad_inputs, monkeypatch):
+    import train
+    # Data-loading workers: upstream's 3 per process, capped by the cores each process gets.
+    for cores, processes, expected in [(64, 1, 3), (64, 8, 3), (2, 1, 2), (2, 2, 1), (1, 4, 1)]:
+        monkeypatch.setattr(os, 'sched_getaffinity', lambda pid, n=cores: set(range(n)), raising=False)
+        assert train.default_workers(processes) == expected, (cores, processes)
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0, 1}, raising=False)
+    common = dict(data=bad_inputs['plain'], device_type='cpu')
+    _desc, args = train.setup_training_loop_kwargs(cfg='tiny', **common)
+    assert args.data_loader_kwargs.num_workers == 2
+    assert args.kimg_per_tick == 1 and args.metrics == [] # tiny: a line per kimg, no FID
+    _desc, args = train.setup_training_loop_kwargs(cfg='tiny', tick=3, workers=4, **common)
+    assert args.kimg_per_tick == 3 and args.data_loader_kwargs.num_workers == 4 # explicit values win
+    _desc, args = train.setup_training_loop_kwargs(cfg='cpu', **common)
+    assert 'kimg_per_tick' not in args and args.metrics == [] # the loop's default of 4
+    _desc, args = train.setup_training_loop_kwargs(cfg='auto', gpus=2, **common)
+    assert args.metrics == ['fid50k_full'] and args.data_loader_kwargs.num_workers == 1 # upstream's default metric
+
+def test_resume_url_fetched_before_the_run_directory(tmp_path):
+    import train
+    args = dict(resume_pkl=f'file://{tmp_path}/nowhere.pkl')
+    with pytest.raises(train.UserError, match='--resume: .*nowhere.pkl'):
+        train.fetch_resume_pkl(args)
+    train.fetch_resume_pkl(dict(resume_pkl=None)) # nothing to fetch
+    train.fetch_resume_pkl(dict(resume_pkl=str(tmp_path / 'local.pkl'))) # local paths were checked earlier
+
+#----------------------------------------------------------------------------

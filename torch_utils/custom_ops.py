@@ -3,8 +3,8 @@
 `get_plugin()` compiles the given sources with ninja through torch.utils.cpp_extension.load() and returns
 the loaded Python module. Sources (and the headers next to them) are copied into a build directory
 named after an md5 of their contents, so unchanged sources reuse an earlier build, also from other
-processes, while edited sources get a fresh build. Failures raise; callers (the ops) catch that, warn
-once and use their reference implementation."""
+processes, while edited sources get a fresh build. Failures raise; the ops load their plugin through a
+`LazyPlugin`, which turns a failure into one warning and lets them use their reference implementation."""
 
 import glob
 import hashlib
@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import uuid
+import warnings
 
 import torch
 import torch.utils.cpp_extension
@@ -141,5 +142,29 @@ def get_plugin(module_name, sources, headers=None, source_dir=None, **build_kwar
         print('Done.')
     _cached_plugins[module_name] = module
     return module
+
+#----------------------------------------------------------------------------
+
+class LazyPlugin:
+    """An op's plugin, built on first use by `build()` (normally a get_plugin() call). A failed build warns
+    once, naming the op, and is not retried: the op then keeps to its reference path for the whole process
+    instead of paying for (and reporting) the same failure on every call."""
+
+    def __init__(self, op_name, build):
+        self.op_name = op_name
+        self.build = build
+        self.tried = False
+        self.module = None
+
+    def get(self):
+        """The loaded plugin module, or None when it could not be built."""
+        if not self.tried:
+            self.tried = True
+            try:
+                self.module = self.build()
+            except Exception as err: # pylint: disable=broad-except
+                warnings.warn(f'{self.op_name}: could not build the CUDA plugin ({type(err).__name__}: {err}); '
+                    'falling back to the PyTorch reference implementation.')
+        return self.module
 
 #----------------------------------------------------------------------------

@@ -12,8 +12,10 @@ Differences are in speed only; results agree to float32 rounding:
   and inference with several samples uses the non-fused modulated convolution.
 """
 
+import copy
 import numpy as np
 import torch
+import dnnlib
 from torch_utils import misc
 from torch_utils import persistence
 from torch_utils.ops import conv2d_resample
@@ -410,15 +412,113 @@ class SynthesisBlock(torch.nn.Module):
         return x, img
 
 #----------------------------------------------------------------------------
+# Ours: blocks inserted by resolution (attn_resolutions) and spectral normalisation of the discriminator
+# (spectral_norm). Both are off by default, and the networks are then exactly upstream's.
+
+_DEFAULT_ATTENTION = 'stylegan_som.blocks.attention.SelfAttention' # plugins.BLOCKS 'attention'
+
+def _check_attn_resolutions(attn_resolutions, allowed, owner):
+    """Sorted distinct resolutions, each one of `allowed`, or a ValueError naming the first bad value."""
+    out = set()
+    for res in (attn_resolutions or []):
+        ok = isinstance(res, (int, np.integer)) and not isinstance(res, bool) and int(res) in allowed
+        if not ok:
+            raise ValueError(f'{owner}: attention resolution {res!r} is not available; choose from {allowed} '
+                '(feature maps between two blocks, so never img_resolution)')
+        out.add(int(res))
+    return sorted(out)
+
+def _build_attn(channels, attn_kwargs):
+    kwargs = dict(attn_kwargs)
+    class_name = kwargs.pop('class_name', None) or _DEFAULT_ATTENTION
+    return dnnlib.util.construct_class_by_name(class_name=class_name, channels=channels, **kwargs)
+
+# Spectral normalisation uses torch's parametrisation (torch.nn.utils.parametrizations.spectral_norm: one
+# power iteration per training-mode access of the weight, u and v as buffers). It normalises the effective
+# weight gain * W of the equalised-lr layers: sigma(g * W) = g * sigma(W), so that is W / sigma(W) whatever
+# the gain, and normalised layers set their runtime gain (`<name>_gain`) to 1. Storing W unit-scale (or
+# 1/lr_multiplier-scale) still does what equalised lr is for: W / sigma(W) ignores W's scale, so Adam's
+# relative step is lr * lr_multiplier in every layer whatever its fan-in.
+# torch's parametrised modules refuse to pickle, so a spectrally normalised network pickles de-parametrised
+# copies of its submodules (plain weights, u and v as `<name>_sn_u/_sn_v` buffers) and parametrises them
+# again when unpickled (Discriminator.__reduce__/__setstate__). That needs only torch, so upstream's loader
+# rebuilds the same network, and u and v come back exactly, so a resumed run continues exactly.
+
+def _sn_register(module, name, u=None, v=None):
+    weight = getattr(module, name)
+    # Registering draws random start vectors: fork the RNG so that building or unpickling a network does not
+    # shift the random stream that training draws from.
+    with torch.random.fork_rng(devices=([weight.device] if weight.device.type == 'cuda' else [])):
+        torch.nn.utils.parametrizations.spectral_norm(module, name=name, n_power_iterations=1, eps=1e-12, dim=0)
+    if u is not None:
+        sn = module.parametrizations[name][0]
+        with torch.no_grad():
+            sn._u.copy_(u)
+            sn._v.copy_(v)
+    module.parametrizations.train(module.training)
+
+def _sn_apply(root):
+    """Spectral normalisation of every weight of `root` with two or more dimensions (parameters, and the
+    `weight` buffers of layers frozen by Freeze-D)."""
+    targets = []
+    for m in root.modules():
+        targets += [(m, n) for n, p in m._parameters.items() if p is not None and p.ndim >= 2]
+        if isinstance(m._buffers.get('weight'), torch.Tensor) and m._buffers['weight'].ndim >= 2:
+            targets.append((m, 'weight'))
+    for m, name in targets:
+        if hasattr(m, name + '_gain'):
+            setattr(m, name + '_gain', 1)
+        _sn_register(m, name)
+
+def _sn_export(modules):
+    """De-parametrised deep copies of a dict of submodules, for pickling."""
+    modules = copy.deepcopy(modules)
+    for child in modules.values():
+        for m in (list(child.modules()) if child is not None else []):
+            if not torch.nn.utils.parametrize.is_parametrized(m):
+                continue
+            plists = list(m.parametrizations.items())
+            for name, plist in plists:
+                if len(plist) != 1 or not hasattr(plist[0], '_u'):
+                    raise TypeError(f'{type(m).__name__}.{name}: only spectral normalisation can be pickled, '
+                        f'found parametrisations {[type(p).__name__ for p in plist]}')
+            # By hand rather than remove_parametrizations(), which deletes the weight property from the
+            # class that torch made for the module: the deep copy shares that class with the live module.
+            del m._modules['parametrizations']
+            m.__class__ = type(m).__bases__[0]
+            for name, plist in plists:
+                original = plist.original
+                if isinstance(original, torch.nn.Parameter):
+                    m.register_parameter(name, original)
+                else:
+                    m.register_buffer(name, original)
+                m.register_buffer(name + '_sn_u', plist[0]._u)
+                m.register_buffer(name + '_sn_v', plist[0]._v)
+    return modules
+
+def _sn_restore(root):
+    """Undo _sn_export on an unpickled network, in place."""
+    for m in list(root.modules()):
+        for key in [k for k in m._buffers if k.endswith('_sn_u')]:
+            name = key[:-len('_sn_u')]
+            u = m._buffers.pop(key)
+            v = m._buffers.pop(name + '_sn_v')
+            _sn_register(m, name, u, v)
+
+#----------------------------------------------------------------------------
 
 @persistence.persistent_class
 class SynthesisNetwork(torch.nn.Module):
     """ws [N, num_ws, w_dim] -> image [N, img_channels, img_resolution, img_resolution] through one
     SynthesisBlock per resolution 4, 8, ..., img_resolution. Resolution r has min(channel_base // r,
     channel_max) channels; the num_fp16_res highest resolutions (never 4x4) run in float16. Further
-    keyword arguments go to the SynthesisBlocks."""
+    keyword arguments go to the SynthesisBlocks.
+    Ours: attn_resolutions=[r, ...] adds a block `attn{r}` (attn_kwargs: its class_name, default SAGAN
+    self-attention, and further arguments) that transforms the r x r features b{r} passes on to the next
+    block; b{r}'s own ToRGB sees them before it, so r = img_resolution has no such features to transform."""
 
-    def __init__(self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, num_fp16_res=0, **block_kwargs):
+    def __init__(self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, num_fp16_res=0,
+            attn_resolutions=[], attn_kwargs={}, **block_kwargs):
         assert img_resolution >= 4 and img_resolution & (img_resolution - 1) == 0, \
             f'img_resolution must be a power of two >= 4, got {img_resolution}'
         super().__init__()
@@ -438,6 +538,11 @@ class SynthesisNetwork(torch.nn.Module):
             self.num_ws += block.num_conv
         self.num_ws += block.num_torgb # only the last ToRGB has a w of its own
 
+        # Ours: attention blocks, built after the upstream blocks.
+        self.attn_resolutions = _check_attn_resolutions(attn_resolutions, self.block_resolutions[:-1], 'SynthesisNetwork')
+        for res in self.attn_resolutions:
+            setattr(self, f'attn{res}', _build_attn(channels(res), attn_kwargs))
+
     def forward(self, ws, **block_kwargs):
         misc.assert_shape(ws, [None, self.num_ws, self.w_dim])
         ws = ws.to(torch.float32)
@@ -447,6 +552,8 @@ class SynthesisNetwork(torch.nn.Module):
             block = getattr(self, f'b{res}')
             x, img = block(x, img, ws.narrow(1, first, block.num_conv + block.num_torgb), **block_kwargs)
             first += block.num_conv
+            if res in self.attn_resolutions:
+                x = getattr(self, f'attn{res}')(x)
         return img
 
 #----------------------------------------------------------------------------
@@ -563,10 +670,13 @@ class MinibatchStdLayer(torch.nn.Module):
 class DiscriminatorEpilogue(torch.nn.Module):
     """The 4x4 end of the discriminator: [FromRGB] + minibatch stddev + conv + fc + out. With
     cmap_dim > 0, out has cmap_dim features and the score is their projection onto the mapped label
-    (cmap), scaled by 1/sqrt(cmap_dim); otherwise out is the score."""
+    (cmap), scaled by 1/sqrt(cmap_dim); otherwise out is the score.
+    Heads (ours): num_heads=K gives K scores [N, K] (with cmap, out has K*cmap_dim features and each
+    head projects its own slice); head_kwargs with a class_name makes `out` that head plugin instead,
+    called as out(features, c)."""
 
     def __init__(self, in_channels, cmap_dim, resolution, img_channels, architecture='resnet', mbstd_group_size=4,
-            mbstd_num_channels=1, activation='lrelu', conv_clamp=None):
+            mbstd_num_channels=1, activation='lrelu', conv_clamp=None, num_heads=1, head_kwargs={}):
         assert architecture in ['orig', 'skip', 'resnet'], f'architecture must be orig, skip or resnet, got {architecture!r}'
         super().__init__()
         self.in_channels = in_channels
@@ -580,9 +690,15 @@ class DiscriminatorEpilogue(torch.nn.Module):
         self.mbstd = MinibatchStdLayer(group_size=mbstd_group_size, num_channels=mbstd_num_channels) if mbstd_num_channels > 0 else None
         self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, kernel_size=3, activation=activation, conv_clamp=conv_clamp)
         self.fc = FullyConnectedLayer(in_channels * resolution ** 2, in_channels, activation=activation)
-        self.out = FullyConnectedLayer(in_channels, cmap_dim if cmap_dim > 0 else 1)
+        self.num_heads = num_heads
+        self.head_plugin = 'class_name' in head_kwargs
+        if self.head_plugin: # named `out` too, so a plugin with out's parameter names picks up its weights
+            assert cmap_dim == 0, 'a head plugin replaces the cmap projection'
+            self.out = dnnlib.util.construct_class_by_name(in_features=in_channels, num_heads=num_heads, **head_kwargs)
+        else:
+            self.out = FullyConnectedLayer(in_channels, num_heads * (cmap_dim if cmap_dim > 0 else 1))
 
-    def forward(self, x, img, cmap, force_fp32=False): # always float32; force_fp32 accepted for symmetry
+    def forward(self, x, img, cmap, force_fp32=False, c=None): # always float32; force_fp32 accepted for symmetry
         misc.assert_shape(x, [None, self.in_channels, self.resolution, self.resolution])
         x = x.to(dtype=torch.float32, memory_format=torch.contiguous_format)
         if self.architecture == 'skip':
@@ -590,10 +706,17 @@ class DiscriminatorEpilogue(torch.nn.Module):
             x = x + self.fromrgb(img.to(dtype=torch.float32, memory_format=torch.contiguous_format))
         if self.mbstd is not None:
             x = self.mbstd(x)
-        x = self.out(self.fc(self.conv(x).flatten(1)))
-        if self.cmap_dim > 0:
+        x = self.fc(self.conv(x).flatten(1))
+        if self.head_plugin:
+            x = self.out(x, c)
+        else:
+            x = self.out(x)
+        if self.cmap_dim > 0 and not self.head_plugin:
             misc.assert_shape(cmap, [None, self.cmap_dim])
-            x = (x * cmap).sum(dim=1, keepdim=True) * (1 / np.sqrt(self.cmap_dim))
+            if self.num_heads == 1: # upstream's expression, kept verbatim for bit-identical scores
+                x = (x * cmap).sum(dim=1, keepdim=True) * (1 / np.sqrt(self.cmap_dim))
+            else:
+                x = (x.reshape(-1, self.num_heads, self.cmap_dim) * cmap.unsqueeze(1)).sum(dim=2) * (1 / np.sqrt(self.cmap_dim))
         assert x.dtype == torch.float32
         return x
 
@@ -605,11 +728,22 @@ class Discriminator(torch.nn.Module):
     DiscriminatorBlock per resolution img_resolution, ..., 8, then the 4x4 epilogue. Channels and fp16
     as in SynthesisNetwork. A conditional D (c_dim > 0) maps c to cmap (cmap_dim features, default: the
     channels at 4x4) and projects onto it. block_kwargs, mapping_kwargs and epilogue_kwargs go to the
-    respective parts."""
+    respective parts.
+    Ours: num_heads=K scores every image K times ([N, K], SOM heads on a shared trunk); head_kwargs =
+    dict(class_name=..., **kwargs) puts a head plugin (stylegan_som/heads) on the 4x4 features instead of
+    the final layer and of the cmap path, called with the raw labels. num_heads=1, head_kwargs={} is
+    exactly upstream's network.
+    Ours: attn_resolutions=[r, ...] adds a block `attn{r}` (attn_kwargs as in SynthesisNetwork) applied
+    to the r x r features entering b{r} (b4: the epilogue), so r < img_resolution. spectral_norm=True
+    normalises every weight of the network, including heads and attention blocks (see _sn_apply)."""
 
     def __init__(self, c_dim, img_resolution, img_channels, architecture='resnet', channel_base=32768,
             channel_max=512, num_fp16_res=0, conv_clamp=None, cmap_dim=None, block_kwargs={}, mapping_kwargs={},
-            epilogue_kwargs={}):
+            epilogue_kwargs={}, num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={}, spectral_norm=False):
+        if int(num_heads) != num_heads or num_heads < 1:
+            raise ValueError(f'Discriminator: num_heads must be a positive integer, got {num_heads!r}')
+        head_kwargs = dict(head_kwargs)
+        head_plugin = 'class_name' in head_kwargs
         super().__init__()
         self.c_dim = c_dim
         self.img_resolution = img_resolution
@@ -618,7 +752,8 @@ class Discriminator(torch.nn.Module):
         self.block_resolutions = [2 ** k for k in range(self.img_resolution_log2, 2, -1)]
         channels = lambda res: min(channel_base // res, channel_max)
         fp16_from = max(2 ** (self.img_resolution_log2 + 1 - num_fp16_res), 8)
-        if c_dim == 0:
+        self.num_heads = int(num_heads)
+        if c_dim == 0 or head_plugin: # a head plugin takes the labels itself
             cmap_dim = 0
         elif cmap_dim is None:
             cmap_dim = channels(4)
@@ -630,15 +765,44 @@ class Discriminator(torch.nn.Module):
                 resolution=res, first_layer_idx=layer_idx, use_fp16=(res >= fp16_from), **block_kwargs, **common)
             setattr(self, f'b{res}', block)
             layer_idx += block.num_layers
-        if c_dim > 0:
+        if cmap_dim > 0:
             self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None, **mapping_kwargs)
-        self.b4 = DiscriminatorEpilogue(channels(4), cmap_dim=cmap_dim, resolution=4, **epilogue_kwargs, **common)
+        if head_plugin:
+            head_kwargs['c_dim'] = c_dim
+        self.b4 = DiscriminatorEpilogue(channels(4), cmap_dim=cmap_dim, resolution=4, num_heads=self.num_heads,
+            head_kwargs=head_kwargs, **epilogue_kwargs, **common)
+
+        # Ours: attention blocks and spectral normalisation (last: it covers every weight built above).
+        allowed = [res for res in self.block_resolutions + [4] if res < img_resolution]
+        self.attn_resolutions = _check_attn_resolutions(attn_resolutions, allowed, 'Discriminator')
+        for res in self.attn_resolutions:
+            setattr(self, f'attn{res}', _build_attn(channels(res), attn_kwargs))
+        self.spectral_norm = bool(spectral_norm)
+        if self.spectral_norm:
+            _sn_apply(self)
+
+    def __reduce__(self): # ours: see _sn_export
+        fields = super().__reduce__()
+        if not self.__dict__.get('spectral_norm', False):
+            return fields
+        fields = list(fields)
+        fields[2] = dict(fields[2], _modules=_sn_export(self._modules))
+        return tuple(fields)
+
+    def __setstate__(self, state): # ours: see _sn_restore
+        super().__setstate__(state)
+        if self.__dict__.get('spectral_norm', False):
+            _sn_restore(self)
 
     def forward(self, img, c, **block_kwargs):
         x = None
         for res in self.block_resolutions:
+            if res in self.attn_resolutions:
+                x = getattr(self, f'attn{res}')(x)
             x, img = getattr(self, f'b{res}')(x, img, **block_kwargs)
-        cmap = self.mapping(None, c) if self.c_dim > 0 else None
-        return self.b4(x, img, cmap)
+        if 4 in self.attn_resolutions:
+            x = self.attn4(x)
+        cmap = self.mapping(None, c) if self.b4.cmap_dim > 0 else None
+        return self.b4(x, img, cmap, c=c)
 
 #----------------------------------------------------------------------------

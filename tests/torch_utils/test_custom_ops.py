@@ -7,12 +7,13 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
 
 from torch_utils import custom_ops
 
-pytestmark = pytest.mark.skipif(shutil.which('ninja') is None or shutil.which(os.environ.get('CXX', 'c++')) is None,
+needs_compiler = pytest.mark.skipif(shutil.which('ninja') is None or shutil.which(os.environ.get('CXX', 'c++')) is None,
     reason='needs ninja and a C++ compiler')
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -62,6 +63,7 @@ def _call_lib(path, a, b):
 
 #----------------------------------------------------------------------------
 
+@needs_compiler
 @pytest.mark.slow
 def test_build_python_module(ext_env):
     src_dir = str(ext_env / 'src')
@@ -73,6 +75,7 @@ def test_build_python_module(ext_env):
     assert len(_build_dirs(ext_env, 'tiny_py_plugin')) == 1
 
 
+@needs_compiler
 def test_build_cache_across_processes_and_rebuild(ext_env):
     src_dir = str(ext_env / 'src')
     _write_sources(src_dir, offset=100, source=C_SOURCE)
@@ -114,6 +117,7 @@ def test_build_cache_across_processes_and_rebuild(ext_env):
     assert lib3 not in (lib, lib2) and _call_lib(lib3, 2, 3) == 12
 
 
+@needs_compiler
 def test_compile_error_raises(ext_env, capsys, monkeypatch):
     tmp_path = ext_env
     monkeypatch.setattr(custom_ops, 'verbosity', 'brief')
@@ -137,5 +141,28 @@ def test_duplicate_basenames_rejected(ext_env):
         (ext_env / d / 'x.cpp').write_text('')
     with pytest.raises(ValueError, match='same name'):
         custom_ops.get_plugin('dup_op_plugin', sources=[str(ext_env / 'a' / 'x.cpp'), str(ext_env / 'b' / 'x.cpp')])
+
+#----------------------------------------------------------------------------
+
+def test_lazy_plugin_builds_once_or_warns_once():
+    calls = []
+    def build():
+        calls.append(1)
+        return 'module'
+    lazy = custom_ops.LazyPlugin('some_op', build)
+    assert not calls # nothing is built before it is asked for
+    assert lazy.get() == 'module' and lazy.get() == 'module' and len(calls) == 1
+
+    def fail():
+        calls.append(2)
+        raise OSError('nvcc not found')
+    lazy = custom_ops.LazyPlugin('other_op', fail)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        assert lazy.get() is None and lazy.get() is None
+    assert calls.count(2) == 1 # a failed build is not retried
+    msgs = [str(w.message) for w in caught]
+    assert len(msgs) == 1 and 'other_op' in msgs[0] and 'OSError: nvcc not found' in msgs[0]
+    assert 'reference implementation' in msgs[0]
 
 #----------------------------------------------------------------------------

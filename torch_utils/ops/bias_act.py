@@ -11,7 +11,6 @@ reports it if they are); linear outputs may be.
 """
 
 import os
-import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -42,19 +41,14 @@ activation_funcs = {
 #----------------------------------------------------------------------------
 # CUDA plugin, built on first use. A failed build warns once and the PyTorch path takes over for good.
 
-_plugin = None
-_init_tried = False
+_plugin = None # the loaded module once _init() has succeeded
+_lazy_plugin = custom_ops.LazyPlugin('bias_act', lambda: custom_ops.get_plugin('sgsom_bias_act_plugin',
+    sources=['bias_act.cpp', 'bias_act.cu'], headers=['bias_act.h'], source_dir=os.path.dirname(__file__),
+    extra_cuda_cflags=['--use_fast_math']))
 
 def _init():
-    global _plugin, _init_tried
-    if not _init_tried:
-        _init_tried = True
-        try:
-            _plugin = custom_ops.get_plugin('sgsom_bias_act_plugin', sources=['bias_act.cpp', 'bias_act.cu'],
-                headers=['bias_act.h'], source_dir=os.path.dirname(__file__), extra_cuda_cflags=['--use_fast_math'])
-        except Exception as err: # pylint: disable=broad-except
-            warnings.warn(f'bias_act: could not build the CUDA plugin ({type(err).__name__}: {err}); '
-                'falling back to the PyTorch reference implementation.')
+    global _plugin
+    _plugin = _lazy_plugin.get()
     return _plugin is not None
 
 #----------------------------------------------------------------------------

@@ -8,7 +8,6 @@ swaps up/down and flips the filter), so gradients of any order are available.
 """
 
 import os
-import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -19,19 +18,14 @@ from .. import misc
 #----------------------------------------------------------------------------
 # CUDA plugin, built on first use. A failed build warns once and the PyTorch path takes over for good.
 
-_plugin = None
-_init_tried = False
+_plugin = None # the loaded module once _init() has succeeded
+_lazy_plugin = custom_ops.LazyPlugin('upfirdn2d', lambda: custom_ops.get_plugin('sgsom_upfirdn2d_plugin',
+    sources=['upfirdn2d.cpp', 'upfirdn2d.cu'], headers=['upfirdn2d.h'], source_dir=os.path.dirname(__file__),
+    extra_cuda_cflags=['--use_fast_math']))
 
 def _init():
-    global _plugin, _init_tried
-    if not _init_tried:
-        _init_tried = True
-        try:
-            _plugin = custom_ops.get_plugin('sgsom_upfirdn2d_plugin', sources=['upfirdn2d.cpp', 'upfirdn2d.cu'],
-                headers=['upfirdn2d.h'], source_dir=os.path.dirname(__file__), extra_cuda_cflags=['--use_fast_math'])
-        except Exception as err: # pylint: disable=broad-except
-            warnings.warn(f'upfirdn2d: could not build the CUDA plugin ({type(err).__name__}: {err}); '
-                'falling back to the PyTorch reference implementation.')
+    global _plugin
+    _plugin = _lazy_plugin.get()
     return _plugin is not None
 
 #----------------------------------------------------------------------------
@@ -154,14 +148,17 @@ def _check_args(x, f):
         if f.requires_grad:
             raise ValueError('upfirdn2d: gradients with respect to the filter are not supported')
 
-def _upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
-    """PyTorch implementation of upfirdn2d(); works on any device."""
-    _check_args(x, f)
+def _make_cfg(up, down, padding, flip_filter, gain):
+    # Everything but x and f, parsed once into the flat tuple that both implementations take.
     upx, upy = _parse_scaling(up)
     downx, downy = _parse_scaling(down)
     padx0, padx1, pady0, pady1 = _parse_padding(padding)
-    cfg = (upx, upy, downx, downy, padx0, padx1, pady0, pady1, bool(flip_filter), float(gain))
-    return _Upfirdn2dRef.apply(x, f, cfg)
+    return (upx, upy, downx, downy, padx0, padx1, pady0, pady1, bool(flip_filter), float(gain))
+
+def _upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
+    """PyTorch implementation of upfirdn2d(); works on any device."""
+    _check_args(x, f)
+    return _Upfirdn2d.apply(x, f, _make_cfg(up, down, padding, flip_filter, gain), False)
 
 def _split_pad(p0, p1):
     # Largest symmetric part that a conv's own `padding` argument can take; the rest is returned.
@@ -241,12 +238,16 @@ def _adjoint_cfg(cfg, f, in_shape, out_shape):
         fh - pady0 - 1, ih * upy - oh * downy + pady0 - upy + 1,
         not flip_filter, gain)
 
-class _Upfirdn2dRef(torch.autograd.Function):
+class _Upfirdn2d(torch.autograd.Function):
+    """upfirdn2d through the CUDA plugin (use_plugin=True; f must then be a tensor) or through PyTorch. The
+    backward pass is the same op again, with the adjoint configuration, so gradients of any order exist."""
+
     @staticmethod
-    def forward(ctx, x, f, cfg): # pylint: disable=arguments-differ
-        y = _upfirdn2d_torch(x, f, cfg)
+    def forward(ctx, x, f, cfg, use_plugin): # pylint: disable=arguments-differ
+        y = _run_plugin(x, f, cfg) if use_plugin else _upfirdn2d_torch(x, f, cfg)
         ctx.save_for_backward(f)
         ctx.cfg = cfg
+        ctx.use_plugin = use_plugin
         ctx.in_shape = x.shape
         ctx.out_shape = y.shape
         return y
@@ -256,18 +257,15 @@ class _Upfirdn2dRef(torch.autograd.Function):
         f, = ctx.saved_tensors
         dx = None
         if ctx.needs_input_grad[0]:
-            dx = _Upfirdn2dRef.apply(dy, f, _adjoint_cfg(ctx.cfg, f, ctx.in_shape, ctx.out_shape))
-        return dx, None, None
+            dx = _Upfirdn2d.apply(dy, f, _adjoint_cfg(ctx.cfg, f, ctx.in_shape, ctx.out_shape), ctx.use_plugin)
+        return dx, None, None, None
 
 #----------------------------------------------------------------------------
 # CUDA plugin path.
 
 def _upfirdn2d_cuda(up=1, down=1, padding=0, flip_filter=False, gain=1):
     """Returns an object whose .apply(x, f) runs upfirdn2d() through the CUDA plugin."""
-    upx, upy = _parse_scaling(up)
-    downx, downy = _parse_scaling(down)
-    padx0, padx1, pady0, pady1 = _parse_padding(padding)
-    return _CudaApply((upx, upy, downx, downy, padx0, padx1, pady0, pady1, bool(flip_filter), float(gain)))
+    return _CudaApply(_make_cfg(up, down, padding, flip_filter, gain))
 
 class _CudaApply:
     def __init__(self, cfg):
@@ -276,7 +274,7 @@ class _CudaApply:
         _check_args(x, f)
         if f is None:
             f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
-        return _Upfirdn2dCuda.apply(x, f, self.cfg)
+        return _Upfirdn2d.apply(x, f, self.cfg, True)
 
 def _run_plugin(x, f, cfg):
     upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip_filter, gain = cfg
@@ -285,24 +283,6 @@ def _run_plugin(x, f, cfg):
     g = float(np.sqrt(gain))
     x = _plugin.upfirdn2d(x, f[None, :], upx, 1, downx, 1, padx0, padx1, 0, 0, flip_filter, g)
     return _plugin.upfirdn2d(x, f[:, None], 1, upy, 1, downy, 0, 0, pady0, pady1, flip_filter, g)
-
-class _Upfirdn2dCuda(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, f, cfg): # pylint: disable=arguments-differ
-        y = _run_plugin(x, f, cfg)
-        ctx.save_for_backward(f)
-        ctx.cfg = cfg
-        ctx.in_shape = x.shape
-        ctx.out_shape = y.shape
-        return y
-
-    @staticmethod
-    def backward(ctx, dy): # pylint: disable=arguments-differ
-        f, = ctx.saved_tensors
-        dx = None
-        if ctx.needs_input_grad[0]:
-            dx = _Upfirdn2dCuda.apply(dy, f, _adjoint_cfg(ctx.cfg, f, ctx.in_shape, ctx.out_shape))
-        return dx, None, None
 
 #----------------------------------------------------------------------------
 # Convenience wrappers with the padding that keeps the image centred and sized as expected.

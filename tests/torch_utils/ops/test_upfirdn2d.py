@@ -173,7 +173,8 @@ def test_bad_arguments_raise():
 @pytest.fixture
 def fresh_plugin_state(monkeypatch):
     monkeypatch.setattr(upfirdn2d, '_plugin', None)
-    monkeypatch.setattr(upfirdn2d, '_init_tried', False)
+    monkeypatch.setattr(upfirdn2d._lazy_plugin, 'tried', False)
+    monkeypatch.setattr(upfirdn2d._lazy_plugin, 'module', None)
 
 
 def test_cpu_tensors_never_build_the_plugin(fresh_plugin_state, monkeypatch):

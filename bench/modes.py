@@ -1,0 +1,276 @@
+"""Mode-coverage study on CPU: SOM heads (K = 1, 4, 9, ...) against the K=1 baseline with the same networks and
+budget, on ring8, grid25 and stacked MNIST, over several seeds. Writes a table to bench/RESULTS.md.
+
+    python bench/modes.py                                          # ring8 + grid25, K = 1, 4, 9, seeds 0-9
+    python bench/modes.py --datasets=ring8 --ks=1,9 --seeds=0-2 --jobs=2
+    python bench/modes.py --datasets=stacked-mnist --ks=1,9 --seeds=0-2 --kimg=300
+    python bench/modes.py --datasets=ring8 --set loss_kwargs.r1_gamma=0.1 --no-write   # try a setting
+
+Every run is `train.py --cfg=<toy or stacked-mnist> --data=<dataset> --som-d=K --seed=S` (plus --kimg, --loss,
+--som-topo and --set overrides), trained in a worker process with one thread; its last snapshot's G_ema is
+scored with the dataset's metric (modes_ring8, modes_grid25, modes_stacked_mnist: see metrics/mode_coverage.py).
+Reported per (dataset, K): mean and standard error over the seeds of the covered modes, the high-quality share
+and the reverse KL (stacked MNIST: modes and KL), the number of runs that covered every mode, and wall and CPU
+seconds per run (training and scoring; CPU time is the worker's own, so other load on the machine inflates wall
+time only). Rows with K > 1 show the K=1 row of the same table beside them.
+
+The table goes between the markers <!-- modes:begin --> and <!-- modes:end --> in bench/RESULTS.md (added at
+the end the first time), with the date, the machine and the command; raw per-run results go to --json.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS_MD = os.path.join(REPO, 'bench', 'RESULTS.md')
+BEGIN, END = '<!-- modes:begin -->', '<!-- modes:end -->'
+
+DATASETS = {
+    # dataset: (config, metric, number of modes)
+    'ring8':         ('toy', 'modes_ring8', 8),
+    'grid25':        ('toy', 'modes_grid25', 25),
+    'stacked-mnist': ('stacked-mnist', 'modes_stacked_mnist', 1000),
+}
+
+#----------------------------------------------------------------------------
+
+def parse_int_list(text):
+    """'1,4,9' or '0-9' or '0-2,7' -> sorted unique ints."""
+    out = set()
+    for part in text.split(','):
+        part = part.strip()
+        if not part:
+            continue
+        if '-' in part:
+            lo, hi = part.split('-', 1)
+            out.update(range(int(lo), int(hi) + 1))
+        else:
+            out.add(int(part))
+    return sorted(out)
+
+def parse_set(items):
+    """['a.b=1', ...] -> [(['a', 'b'], 1), ...]; values are JSON where they parse, else strings."""
+    out = []
+    for item in items or []:
+        if '=' not in item:
+            raise SystemExit(f'--set {item!r}: expected KEY.PATH=VALUE')
+        key, value = item.split('=', 1)
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
+        out.append((key.split('.'), value))
+    return out
+
+def apply_set(args, overrides):
+    import dnnlib
+    for path, value in overrides:
+        node = args
+        for key in path[:-1]:
+            if key not in node:
+                node[key] = dnnlib.EasyDict()
+            node = node[key]
+        node[path[-1]] = value
+
+def stderr_mean(values):
+    values = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
+    if len(values) == 0:
+        return float('nan'), float('nan')
+    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
+    return float(values.mean()), float(se)
+
+#----------------------------------------------------------------------------
+# One run, in a worker process.
+
+def run_one(job):
+    """Train one configuration and score its final G_ema. Returns a dict of results (or the error)."""
+    sys.path.insert(0, REPO)
+    os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+    import torch
+    torch.set_num_threads(job['threads'])
+    import dnnlib
+    import train
+    from metrics import metric_main
+    from stylegan_som import legacy, training_loop
+    from torch_utils import training_stats
+
+    out_dir = tempfile.mkdtemp(prefix=f'modes-{job["dataset"]}-K{job["k"]}-s{job["seed"]}-')
+    cfg, metric, _num_modes = DATASETS[job['dataset']]
+    t0, c0 = time.time(), time.process_time()
+    try:
+        _desc, args = train.setup_training_loop_kwargs(data=job['dataset'], cfg=cfg, seed=job['seed'], kimg=job['kimg'],
+            metrics=[], som_d=job['k'], som_topo=job['topo'], loss=job['loss'], snap=10**9, tick=job['tick'])
+        apply_set(args, job['overrides'])
+        args.run_dir = out_dir
+        training_stats.init_multiprocessing(rank=0, sync_device=None)
+        log = open(os.path.join(out_dir, 'log.txt'), 'w')
+        stdout = sys.stdout
+        sys.stdout = log # the training loop's progress lines go to the run's log
+        try:
+            training_loop.training_loop(rank=0, device=torch.device('cpu'), **args)
+        finally:
+            sys.stdout = stdout
+            log.close()
+        train_wall, train_cpu = time.time() - t0, time.process_time() - c0
+        snaps = sorted(f for f in os.listdir(out_dir) if f.startswith('network-snapshot-'))
+        with open(os.path.join(out_dir, snaps[-1]), 'rb') as f:
+            G = legacy.load_network_pkl(f)['G_ema']
+        torch.manual_seed(job['seed']) # the metric's latents
+        result = metric_main.calc_metric(metric=metric, G=G, dataset_kwargs=args.training_set_kwargs, num_gpus=1,
+            rank=0, device=torch.device('cpu'))
+        res = dict(result.results)
+        return dict(job, ok=True, results=res, train_wall=train_wall, train_cpu=train_cpu,
+            wall=time.time() - t0, cpu=time.process_time() - c0)
+    except Exception as err: # pylint: disable=broad-except
+        import traceback
+        return dict(job, ok=False, error=f'{type(err).__name__}: {err}', trace=traceback.format_exc())
+    finally:
+        if job['keep'] is None:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        else:
+            dest = os.path.join(job['keep'], os.path.basename(out_dir))
+            shutil.move(out_dir, dest)
+
+#----------------------------------------------------------------------------
+# Table.
+
+def summarise(runs):
+    """{(dataset, k): summary dict} over the successful runs."""
+    groups = {}
+    for r in runs:
+        if r['ok']:
+            groups.setdefault((r['dataset'], r['k']), []).append(r)
+    out = {}
+    for (dataset, k), rs in sorted(groups.items()):
+        _cfg, metric, num_modes = DATASETS[dataset]
+        res = [r['results'] for r in rs]
+        s = dict(dataset=dataset, k=k, runs=len(rs), num_modes=num_modes,
+            modes=stderr_mean([x[metric] for x in res]),
+            full=sum(int(x[metric] == num_modes) for x in res),
+            wall=stderr_mean([r['wall'] for r in rs]), cpu=stderr_mean([r['cpu'] for r in rs]))
+        if dataset == 'stacked-mnist':
+            s['kl'] = stderr_mean([x[metric + '_kl'] for x in res])
+        else:
+            s['hq'] = stderr_mean([100 * x[metric + '_hq'] for x in res])
+            s['rkl'] = stderr_mean([x[metric + '_rkl'] for x in res])
+        out[(dataset, k)] = s
+    return out
+
+def _fmt(pair, digits):
+    mean, se = pair
+    if not np.isfinite(mean):
+        return 'n/a'
+    return f'{mean:.{digits}f} ± {se:.{digits}f}'
+
+def _quality(s):
+    if s['dataset'] == 'stacked-mnist':
+        return f'{_fmt(s["modes"], 1)} / KL {_fmt(s["kl"], 3)}'
+    return f'{_fmt(s["modes"], 2)} / {_fmt(s["hq"], 1)}% / {_fmt(s["rkl"], 3)}'
+
+def format_table(summary):
+    lines = ['| dataset | K | runs | modes (all covered) | high quality | reverse KL | wall s/run | CPU s/run | K=1, same budget: modes / HQ / rKL |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
+    for (dataset, k), s in summary.items():
+        base = summary.get((dataset, 1))
+        beside = _quality(base) if (base is not None and k != 1) else ''
+        if dataset == 'stacked-mnist':
+            hq, kl = 'n/a', 'KL ' + _fmt(s['kl'], 3)
+        else:
+            hq, kl = _fmt(s['hq'], 1) + '%', _fmt(s['rkl'], 3)
+        lines.append(f'| {dataset} | {k} | {s["runs"]} | {_fmt(s["modes"], 2)} ({s["full"]}/{s["runs"]}) | {hq} | {kl} | '
+            f'{s["wall"][0]:.0f} | {s["cpu"][0]:.0f} | {beside} |')
+    return '\n'.join(lines)
+
+def write_results(table, command, note, path=RESULTS_MD):
+    machine = f'{platform.node() or "unknown host"}, {os.cpu_count()} CPU core(s), {platform.processor() or platform.machine()}'
+    try:
+        load = ', load average %.1f %.1f %.1f' % os.getloadavg()
+    except OSError:
+        load = ''
+    section = '\n'.join([BEGIN, '', f'Run {time.strftime("%Y-%m-%d %H:%M")} on {machine}{load}.', '',
+        f'Command: `{command}`', '', table, ''] + ([note, ''] if note else []) + [END])
+    text = open(path).read() if os.path.isfile(path) else '# Benchmark results\n'
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip('\n') + '\n\n## Mode coverage (issue 7): `bench/modes.py`\n\n' + section + '\n'
+    with open(path, 'w') as f:
+        f.write(text)
+
+#----------------------------------------------------------------------------
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--datasets', default='ring8,grid25', help='comma-separated: ' + ', '.join(DATASETS))
+    parser.add_argument('--ks', default='1,4,9', help='numbers of SOM heads, e.g. 1,4,9')
+    parser.add_argument('--seeds', default='0-9', help='seeds, e.g. 0-9 or 0,3,5')
+    parser.add_argument('--kimg', type=int, default=None, help='training length [default: the config\'s]')
+    parser.add_argument('--tick', type=int, default=None, help='kimg between progress lines in the run logs')
+    parser.add_argument('--loss', default=None, help='--loss of train.py [default: the config\'s]')
+    parser.add_argument('--topo', default=None, help='--som-topo of train.py for K > 1 [default: grid, linear for non-square K]')
+    parser.add_argument('--set', action='append', metavar='KEY.PATH=VALUE', help='override a training_loop kwarg, e.g. loss_kwargs.r1_gamma=0.1')
+    parser.add_argument('--jobs', type=int, default=1, help='runs in parallel (one thread each)')
+    parser.add_argument('--threads', type=int, default=1, help='torch threads per run')
+    parser.add_argument('--keep', default=None, metavar='DIR', help='keep the run directories here')
+    parser.add_argument('--json', default=None, metavar='FILE', help='append raw per-run results (JSON lines)')
+    parser.add_argument('--note', default='', help='a line written under the table')
+    parser.add_argument('--no-write', action='store_true', help='print the table only; leave RESULTS.md alone')
+    opts = parser.parse_args(argv)
+
+    datasets = [d.strip() for d in opts.datasets.split(',') if d.strip()]
+    bad = [d for d in datasets if d not in DATASETS]
+    if bad:
+        parser.error(f'--datasets: unknown {", ".join(bad)}; choose from {", ".join(DATASETS)}')
+    ks, seeds = parse_int_list(opts.ks), parse_int_list(opts.seeds)
+    if not ks or min(ks) < 1 or not seeds:
+        parser.error('--ks and --seeds need at least one value; K >= 1')
+    overrides = parse_set(opts.set)
+    if opts.keep:
+        os.makedirs(opts.keep, exist_ok=True)
+    jobs = []
+    for dataset in datasets:
+        for k in ks:
+            topo = opts.topo
+            if topo is None and k > 1 and int(round(np.sqrt(k))) ** 2 != k:
+                topo = 'linear'
+            for seed in seeds:
+                jobs.append(dict(dataset=dataset, k=k, seed=seed, kimg=opts.kimg, tick=opts.tick, loss=opts.loss,
+                    topo=(topo if k > 1 else None), overrides=overrides, threads=opts.threads, keep=opts.keep))
+
+    runs = []
+    start = time.time()
+    ctx = multiprocessing.get_context('spawn')
+    with ctx.Pool(processes=max(opts.jobs, 1), maxtasksperchild=1) as pool:
+        for r in pool.imap_unordered(run_one, jobs):
+            runs.append(r)
+            tag = f'{r["dataset"]} K={r["k"]} seed={r["seed"]}'
+            if r['ok']:
+                print(f'[{len(runs)}/{len(jobs)} {time.time() - start:.0f}s] {tag}: {json.dumps(r["results"])} '
+                    f'wall {r["wall"]:.0f}s cpu {r["cpu"]:.0f}s', flush=True)
+            else:
+                print(f'[{len(runs)}/{len(jobs)}] {tag}: FAILED {r["error"]}\n{r["trace"]}', flush=True)
+            if opts.json:
+                with open(opts.json, 'a') as f:
+                    f.write(json.dumps({k: v for k, v in r.items() if k != 'trace'}) + '\n')
+
+    table = format_table(summarise(runs))
+    print()
+    print(table)
+    if not opts.no_write:
+        command = 'python bench/modes.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
+        write_results(table, command.strip(), opts.note)
+        print(f'\nWritten to {RESULTS_MD}')
+    return 0 if all(r['ok'] for r in runs) else 1
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,504 @@
+"""Small generator/discriminator backbones behind StyleGAN2's interface: DCGAN, SNGAN's ResNet and an MLP for
+2-D point data. `--arch=dcgan|resnet|mlp` selects them through the modules dcgan.py, resnet.py and mlp.py,
+which name these classes Generator and Discriminator.
+
+All three live in this one file because a network pickle embeds the source of the module that defines each
+persistent class and must load without this package (upstream StyleGAN2-ADA's loader): the shared layers can
+only be reused by classes of the same module. Like every persistent module here, it imports only torch,
+numpy, dnnlib and torch_utils.
+
+The generators offer what the loss, the metrics and generate.py use from StyleGAN2's: z_dim, c_dim, w_dim,
+img_resolution, img_channels, num_ws (= 1), mapping(z, c, truncation_psi, truncation_cutoff,
+skip_w_avg_update) -> ws [N, 1, w_dim], synthesis(ws, **ignored) and forward(z, c, truncation_psi,
+truncation_cutoff, **ignored). StyleGAN2-only options (noise_mode, force_fp32, ...) are accepted and ignored.
+The discriminators are a trunk (input -> features [N, F]) plus a head built from `head_kwargs` (default:
+LinearHead without labels, ProjectionHead with them) returning logits [N, num_heads]. Convolutional trunks
+take `attn_resolutions` (attention blocks after the layers of those resolutions, built from `attn_kwargs`,
+default the registered SelfAttention) and `spectral_norm`.
+"""
+
+import torch
+
+import dnnlib
+from torch_utils import misc
+from torch_utils import persistence
+
+DEFAULT_LINEAR_HEAD = 'stylegan_som.heads.linear.LinearHead'
+DEFAULT_PROJECTION_HEAD = 'stylegan_som.heads.projection.ProjectionHead'
+DEFAULT_ATTENTION = 'stylegan_som.blocks.attention.SelfAttention'
+
+#----------------------------------------------------------------------------
+# Layers with optional spectral normalisation (one power iteration per training forward, as in SNGAN).
+# Written out here instead of torch.nn.utils.parametrizations.spectral_norm: parametrised modules refuse to
+# pickle, and network pickles hold the modules themselves.
+
+def _spectral_weight(layer, weight):
+    if not layer.spectral_norm:
+        return weight
+    mat = weight.flatten(1) # [out, in * kh * kw]
+    with torch.no_grad():
+        u = layer.weight_u
+        v = torch.nn.functional.normalize(mat.t().mv(u), dim=0, eps=1e-12)
+        u = torch.nn.functional.normalize(mat.mv(v), dim=0, eps=1e-12)
+        if layer.training:
+            layer.weight_u.copy_(u)
+        u, v = u.clone(), v.clone()
+    sigma = torch.dot(u, mat.mv(v))
+    return weight / sigma
+
+def _init_u(layer, out_features):
+    if layer.spectral_norm: # start vector of the power iteration, refined by every training forward
+        layer.register_buffer('weight_u', torch.nn.functional.normalize(torch.randn([out_features]), dim=0))
+
+@persistence.persistent_class
+class Linear(torch.nn.Module):
+    def __init__(self, in_features, out_features, bias=True, spectral_norm=False):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.spectral_norm = spectral_norm
+        layer = torch.nn.Linear(in_features, out_features, bias=bias)
+        self.weight = layer.weight
+        self.bias = layer.bias
+        _init_u(self, out_features)
+
+    def forward(self, x):
+        return torch.nn.functional.linear(x, _spectral_weight(self, self.weight), self.bias)
+
+@persistence.persistent_class
+class Conv2d(torch.nn.Module):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, spectral_norm=False):
+        super().__init__()
+        self.stride = stride
+        self.padding = padding
+        self.spectral_norm = spectral_norm
+        layer = torch.nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
+        self.weight = layer.weight
+        self.bias = layer.bias
+        _init_u(self, out_channels)
+
+    def forward(self, x):
+        return torch.nn.functional.conv2d(x, _spectral_weight(self, self.weight), self.bias, stride=self.stride,
+            padding=self.padding)
+
+#----------------------------------------------------------------------------
+# Shared plumbing of the small backbones.
+
+def start_resolution(img_resolution):
+    """Resolution of the first feature map: img_resolution halved while it stays even and >= 4."""
+    r = int(img_resolution)
+    while r % 2 == 0 and r // 2 >= 4:
+        r //= 2
+    return r
+
+def build_head(in_features, num_heads, c_dim, head_kwargs):
+    kwargs = dict(head_kwargs)
+    class_name = kwargs.pop('class_name', None) or (DEFAULT_PROJECTION_HEAD if c_dim > 0 else DEFAULT_LINEAR_HEAD)
+    return dnnlib.util.construct_class_by_name(class_name=class_name, in_features=in_features, num_heads=num_heads,
+        c_dim=c_dim, **kwargs)
+
+def build_attention(channels, attn_kwargs):
+    kwargs = dict(attn_kwargs)
+    class_name = kwargs.pop('class_name', None) or DEFAULT_ATTENTION
+    return dnnlib.util.construct_class_by_name(class_name=class_name, channels=channels, **kwargs)
+
+@persistence.persistent_class
+class MappingNetwork(torch.nn.Module):
+    """z (and c) -> ws [N, 1, w_dim]. Without labels, extra layers or a width change it is the identity on z,
+    as in a plain DCGAN; otherwise z and an embedding of c are concatenated and mapped by num_layers (>= 1)
+    linear layers. A running mean w_avg supports the truncation trick (psi < 1 pulls w towards it)."""
+
+    def __init__(self, z_dim, c_dim, w_dim, num_ws=1, num_layers=0, embed_features=None, w_avg_beta=0.995):
+        super().__init__()
+        self.z_dim = z_dim
+        self.c_dim = c_dim
+        self.w_dim = w_dim
+        self.num_ws = num_ws
+        self.w_avg_beta = w_avg_beta
+        self.identity = (c_dim == 0 and num_layers == 0 and z_dim == w_dim)
+        self.num_layers = 0 if self.identity else max(num_layers, 1)
+        embed_features = 0 if c_dim == 0 else (z_dim if embed_features is None else embed_features)
+        if c_dim > 0:
+            self.embed = torch.nn.Linear(c_dim, embed_features)
+        sizes = [z_dim + embed_features] + [w_dim] * self.num_layers
+        for idx in range(self.num_layers):
+            setattr(self, f'fc{idx}', torch.nn.Linear(sizes[idx], sizes[idx + 1]))
+        self.register_buffer('w_avg', torch.zeros([w_dim]))
+
+    def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, skip_w_avg_update=False):
+        misc.assert_shape(z, [None, self.z_dim])
+        w = z.to(torch.float32)
+        if self.c_dim > 0:
+            misc.assert_shape(c, [None, self.c_dim])
+            w = torch.cat([w, self.embed(c.to(torch.float32))], dim=1)
+        for idx in range(self.num_layers):
+            w = getattr(self, f'fc{idx}')(w)
+            if idx < self.num_layers - 1:
+                w = torch.nn.functional.leaky_relu(w, 0.2)
+        if self.training and self.w_avg_beta is not None and not skip_w_avg_update:
+            self.w_avg.copy_(w.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+        w = w.unsqueeze(1).repeat([1, self.num_ws, 1])
+        if truncation_psi != 1:
+            cutoff = self.num_ws if truncation_cutoff is None else truncation_cutoff
+            w[:, :cutoff] = self.w_avg.lerp(w[:, :cutoff], truncation_psi)
+        return w
+
+#----------------------------------------------------------------------------
+# Generators share everything but the synthesis network.
+
+class _GeneratorBase(torch.nn.Module):
+    synthesis_class = None
+
+    def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs={}, synthesis_kwargs={}):
+        super().__init__()
+        self.z_dim = z_dim
+        self.c_dim = c_dim
+        self.w_dim = w_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.synthesis = self.synthesis_class(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
+            **synthesis_kwargs)
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
+
+    def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, **synthesis_kwargs):
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        return self.synthesis(ws, **synthesis_kwargs)
+
+def _check_attn(attn_resolutions, resolutions, what):
+    attn = [int(r) for r in attn_resolutions]
+    bad = [r for r in attn if r not in resolutions]
+    if bad:
+        raise ValueError(f'attn_resolutions {bad} are not among the {what}\'s resolutions {sorted(set(resolutions))}')
+    return attn
+
+def _channels(channel_base, channel_max):
+    return lambda res: max(min(channel_base // res, channel_max), 1)
+
+def _norm(batch_norm, channels):
+    return torch.nn.BatchNorm2d(channels) if batch_norm else torch.nn.Identity()
+
+#----------------------------------------------------------------------------
+# DCGAN (the "standard CNN" of the SNGAN paper).
+
+@persistence.persistent_class
+class DCGANSynthesis(torch.nn.Module):
+    """ws [N, 1, w_dim] -> linear -> r0 x r0 map -> 4x4 stride-2 transposed convolutions (batch norm, ReLU) up to
+    img_resolution -> 3x3 convolution -> tanh. r0 = start_resolution(img_resolution) (4 for 32, 7 for 28)."""
+
+    def __init__(self, w_dim, img_resolution, img_channels, channel_base=2048, channel_max=512, batch_norm=True,
+            attn_resolutions=[], attn_kwargs={}, output_activation='tanh'):
+        super().__init__()
+        self.w_dim = w_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.num_ws = 1
+        self.output_activation = output_activation
+        self.r0 = start_resolution(img_resolution)
+        self.block_resolutions = []
+        while self.r0 * 2 ** len(self.block_resolutions) < img_resolution:
+            self.block_resolutions.append(self.r0 * 2 ** (len(self.block_resolutions) + 1))
+        self.attn_resolutions = _check_attn(attn_resolutions, [self.r0] + self.block_resolutions, 'generator')
+        channels = _channels(channel_base, channel_max)
+
+        cin = channels(self.r0)
+        self.fc = torch.nn.Linear(w_dim, cin * self.r0 * self.r0)
+        self.fc_norm = _norm(batch_norm, cin)
+        for res in self.block_resolutions:
+            setattr(self, f'up{res}', torch.nn.ConvTranspose2d(cin, channels(res), 4, stride=2, padding=1))
+            setattr(self, f'norm{res}', _norm(batch_norm, channels(res)))
+            cin = channels(res)
+        for res in self.attn_resolutions:
+            setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
+        self.torgb = torch.nn.Conv2d(cin, img_channels, 3, padding=1)
+
+    def _attend(self, x, res):
+        return getattr(self, f'attn{res}')(x) if res in self.attn_resolutions else x
+
+    def forward(self, ws, **_unused):
+        misc.assert_shape(ws, [None, self.num_ws, self.w_dim])
+        x = self.fc(ws[:, 0].to(torch.float32)).reshape(ws.shape[0], -1, self.r0, self.r0)
+        x = self._attend(torch.relu(self.fc_norm(x)), self.r0)
+        for res in self.block_resolutions:
+            x = torch.relu(getattr(self, f'norm{res}')(getattr(self, f'up{res}')(x)))
+            x = self._attend(x, res)
+        x = self.torgb(x)
+        return torch.tanh(x) if self.output_activation == 'tanh' else x
+
+@persistence.persistent_class
+class DCGANGenerator(_GeneratorBase):
+    synthesis_class = DCGANSynthesis
+
+@persistence.persistent_class
+class DCGANDiscriminator(torch.nn.Module):
+    """image [N, C, R, R], c [N, c_dim] -> logits [N, num_heads]. Per resolution down to r0: a 3x3 convolution
+    and a 4x4 stride-2 convolution (leaky ReLU 0.1); then a 3x3 convolution at r0, flattened into the head."""
+
+    def __init__(self, c_dim, img_resolution, img_channels, channel_base=2048, channel_max=512, spectral_norm=True,
+            num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={}):
+        super().__init__()
+        self.c_dim = c_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.num_heads = num_heads
+        self.r0 = start_resolution(img_resolution)
+        self.block_resolutions = []
+        r = img_resolution
+        while r > self.r0:
+            self.block_resolutions.append(r)
+            r //= 2
+        self.attn_resolutions = _check_attn(attn_resolutions, self.block_resolutions + [self.r0], 'discriminator')
+        channels = _channels(channel_base, channel_max)
+        sn = dict(spectral_norm=spectral_norm)
+
+        cin = img_channels
+        for res in self.block_resolutions:
+            setattr(self, f'conv{res}', Conv2d(cin, channels(res), 3, padding=1, **sn))
+            setattr(self, f'down{res}', Conv2d(channels(res), channels(res // 2), 4, stride=2, padding=1, **sn))
+            cin = channels(res // 2)
+        self.conv_out = Conv2d(cin, channels(self.r0), 3, padding=1, **sn)
+        for res in self.attn_resolutions:
+            setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
+        self.num_features = channels(self.r0) * self.r0 * self.r0
+        self.head = build_head(self.num_features, num_heads, c_dim, head_kwargs)
+
+    def _attend(self, x, res):
+        return getattr(self, f'attn{res}')(x) if res in self.attn_resolutions else x
+
+    def features(self, img):
+        misc.assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution])
+        lrelu = lambda t: torch.nn.functional.leaky_relu(t, 0.1)
+        x = img.to(torch.float32)
+        for res in self.block_resolutions:
+            x = self._attend(lrelu(getattr(self, f'conv{res}')(x)), res)
+            x = lrelu(getattr(self, f'down{res}')(x))
+        x = self._attend(lrelu(self.conv_out(x)), self.r0)
+        return x.flatten(1)
+
+    def forward(self, img, c, **_unused):
+        return self.head(self.features(img), c)
+
+#----------------------------------------------------------------------------
+# ResNet (SNGAN's CIFAR-10 networks, after Gulrajani et al.).
+
+@persistence.persistent_class
+class ResBlockUp(torch.nn.Module):
+    """BN-ReLU-up-conv3x3-BN-ReLU-conv3x3, plus up-conv1x1 shortcut (identity if nothing changes)."""
+
+    def __init__(self, in_channels, out_channels, up=True, batch_norm=True):
+        super().__init__()
+        self.up = up
+        self.norm0 = _norm(batch_norm, in_channels)
+        self.conv0 = torch.nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.norm1 = _norm(batch_norm, out_channels)
+        self.conv1 = torch.nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.skip = torch.nn.Conv2d(in_channels, out_channels, 1) if (up or in_channels != out_channels) else None
+
+    def forward(self, x):
+        upsample = (lambda t: torch.nn.functional.interpolate(t, scale_factor=2, mode='nearest')) if self.up else (lambda t: t)
+        h = self.conv0(upsample(torch.relu(self.norm0(x))))
+        h = self.conv1(torch.relu(self.norm1(h)))
+        s = upsample(x)
+        return h + (self.skip(s) if self.skip is not None else s)
+
+@persistence.persistent_class
+class ResBlockDown(torch.nn.Module):
+    """(ReLU)-conv3x3-ReLU-conv3x3-(avgpool), plus conv1x1-(avgpool) shortcut. The first block of the trunk
+    sees the image: no ReLU in front and the shortcut pools before its convolution (SNGAN's optimised block)."""
+
+    def __init__(self, in_channels, out_channels, down=True, first=False, spectral_norm=True):
+        super().__init__()
+        self.down = down
+        self.first = first
+        sn = dict(spectral_norm=spectral_norm)
+        self.conv0 = Conv2d(in_channels, out_channels, 3, padding=1, **sn)
+        self.conv1 = Conv2d(out_channels, out_channels, 3, padding=1, **sn)
+        self.skip = Conv2d(in_channels, out_channels, 1, **sn) if (down or in_channels != out_channels) else None
+
+    def forward(self, x):
+        pool = (lambda t: torch.nn.functional.avg_pool2d(t, 2)) if self.down else (lambda t: t)
+        h = x if self.first else torch.relu(x)
+        h = pool(self.conv1(torch.relu(self.conv0(h))))
+        if self.skip is None:
+            return h + x
+        s = self.skip(pool(x)) if self.first else pool(self.skip(x))
+        return h + s
+
+@persistence.persistent_class
+class ResNetSynthesis(torch.nn.Module):
+    """ws [N, 1, w_dim] -> linear -> r0 x r0 map -> up blocks to img_resolution -> BN-ReLU-conv3x3 -> tanh."""
+
+    def __init__(self, w_dim, img_resolution, img_channels, channel_base=8192, channel_max=256, batch_norm=True,
+            attn_resolutions=[], attn_kwargs={}, output_activation='tanh'):
+        super().__init__()
+        self.w_dim = w_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.num_ws = 1
+        self.output_activation = output_activation
+        self.r0 = start_resolution(img_resolution)
+        self.block_resolutions = []
+        while self.r0 * 2 ** len(self.block_resolutions) < img_resolution:
+            self.block_resolutions.append(self.r0 * 2 ** (len(self.block_resolutions) + 1))
+        self.attn_resolutions = _check_attn(attn_resolutions, [self.r0] + self.block_resolutions, 'generator')
+        channels = _channels(channel_base, channel_max)
+
+        cin = channels(self.r0)
+        self.fc = torch.nn.Linear(w_dim, cin * self.r0 * self.r0)
+        for res in self.block_resolutions:
+            setattr(self, f'b{res}', ResBlockUp(cin, channels(res), up=True, batch_norm=batch_norm))
+            cin = channels(res)
+        for res in self.attn_resolutions:
+            setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
+        self.out_norm = _norm(batch_norm, cin)
+        self.torgb = torch.nn.Conv2d(cin, img_channels, 3, padding=1)
+
+    def _attend(self, x, res):
+        return getattr(self, f'attn{res}')(x) if res in self.attn_resolutions else x
+
+    def forward(self, ws, **_unused):
+        misc.assert_shape(ws, [None, self.num_ws, self.w_dim])
+        x = self.fc(ws[:, 0].to(torch.float32)).reshape(ws.shape[0], -1, self.r0, self.r0)
+        x = self._attend(x, self.r0)
+        for res in self.block_resolutions:
+            x = self._attend(getattr(self, f'b{res}')(x), res)
+        x = self.torgb(torch.relu(self.out_norm(x)))
+        return torch.tanh(x) if self.output_activation == 'tanh' else x
+
+@persistence.persistent_class
+class ResNetGenerator(_GeneratorBase):
+    synthesis_class = ResNetSynthesis
+
+@persistence.persistent_class
+class ResNetDiscriminator(torch.nn.Module):
+    """image [N, C, R, R], c [N, c_dim] -> logits [N, num_heads]. Down blocks halve the resolution while it stays
+    even and at least min_resolution (32 -> 16 -> 8), then num_final_blocks blocks without pooling; ReLU and
+    a sum over positions give the features [N, channels]."""
+
+    def __init__(self, c_dim, img_resolution, img_channels, channel_base=4096, channel_max=128, spectral_norm=True,
+            min_resolution=8, num_final_blocks=2, num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={}):
+        super().__init__()
+        self.c_dim = c_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.num_heads = num_heads
+        self.block_resolutions = [] # input resolution of each down block
+        r = img_resolution
+        while r % 2 == 0 and r // 2 >= min_resolution:
+            self.block_resolutions.append(r)
+            r //= 2
+        self.r0 = r
+        self.num_final_blocks = num_final_blocks
+        self.attn_resolutions = _check_attn(attn_resolutions, [res // 2 for res in self.block_resolutions] + [r],
+            'discriminator')
+        channels = _channels(channel_base, channel_max)
+        sn = dict(spectral_norm=spectral_norm)
+
+        cin = img_channels
+        for idx, res in enumerate(self.block_resolutions):
+            setattr(self, f'b{res}', ResBlockDown(cin, channels(res // 2), down=True, first=(idx == 0), **sn))
+            cin = channels(res // 2)
+        for idx in range(num_final_blocks):
+            setattr(self, f'final{idx}', ResBlockDown(cin, channels(self.r0), down=False,
+                first=(idx == 0 and not self.block_resolutions), **sn))
+            cin = channels(self.r0)
+        for res in self.attn_resolutions:
+            setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
+        self.num_features = cin
+        self.head = build_head(self.num_features, num_heads, c_dim, head_kwargs)
+
+    def _attend(self, x, res):
+        return getattr(self, f'attn{res}')(x) if res in self.attn_resolutions else x
+
+    def features(self, img):
+        misc.assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution])
+        x = img.to(torch.float32)
+        for res in self.block_resolutions:
+            x = self._attend(getattr(self, f'b{res}')(x), res // 2)
+        for idx in range(self.num_final_blocks):
+            x = getattr(self, f'final{idx}')(x)
+        return torch.relu(x).sum(dim=[2, 3])
+
+    def forward(self, img, c, **_unused):
+        return self.head(self.features(img), c)
+
+#----------------------------------------------------------------------------
+# MLP, for 2-D point data: a "image" of img_channels values at img_resolution 1 ([N, 2, 1, 1]).
+
+_ACTIVATIONS = dict(relu=torch.relu, lrelu=lambda t: torch.nn.functional.leaky_relu(t, 0.2), tanh=torch.tanh,
+    elu=torch.nn.functional.elu)
+
+def _activation(name):
+    if name not in _ACTIVATIONS:
+        raise ValueError(f'unknown activation {name!r}; choose from {", ".join(sorted(_ACTIVATIONS))}')
+    return _ACTIVATIONS[name]
+
+@persistence.persistent_class
+class MLPSynthesis(torch.nn.Module):
+    """ws [N, 1, w_dim] -> num_layers hidden layers -> linear output reshaped to [N, C, R, R] (no squashing:
+    point data lives in its own coordinates)."""
+
+    def __init__(self, w_dim, img_resolution, img_channels, layer_features=256, num_layers=3, activation='relu',
+            batch_norm=False, attn_resolutions=[], attn_kwargs={}):
+        super().__init__()
+        _check_attn(attn_resolutions, [], 'MLP generator')
+        _ = attn_kwargs
+        self.w_dim = w_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.num_ws = 1
+        self.num_layers = num_layers
+        self.activation = activation
+        _activation(activation)
+        sizes = [w_dim] + [layer_features] * num_layers
+        for idx in range(num_layers):
+            setattr(self, f'fc{idx}', torch.nn.Linear(sizes[idx], sizes[idx + 1]))
+            setattr(self, f'norm{idx}', torch.nn.BatchNorm1d(sizes[idx + 1]) if batch_norm else torch.nn.Identity())
+        self.out = torch.nn.Linear(sizes[-1], img_channels * img_resolution * img_resolution)
+
+    def forward(self, ws, **_unused):
+        misc.assert_shape(ws, [None, self.num_ws, self.w_dim])
+        act = _activation(self.activation)
+        x = ws[:, 0].to(torch.float32)
+        for idx in range(self.num_layers):
+            x = act(getattr(self, f'norm{idx}')(getattr(self, f'fc{idx}')(x)))
+        return self.out(x).reshape(-1, self.img_channels, self.img_resolution, self.img_resolution)
+
+@persistence.persistent_class
+class MLPGenerator(_GeneratorBase):
+    synthesis_class = MLPSynthesis
+
+@persistence.persistent_class
+class MLPDiscriminator(torch.nn.Module):
+    """input [N, C, R, R] (flattened), c [N, c_dim] -> num_layers hidden layers -> head -> logits [N, num_heads]."""
+
+    def __init__(self, c_dim, img_resolution, img_channels, layer_features=256, num_layers=3, activation='lrelu',
+            spectral_norm=False, num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={}):
+        super().__init__()
+        _check_attn(attn_resolutions, [], 'MLP discriminator')
+        _ = attn_kwargs
+        self.c_dim = c_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.num_heads = num_heads
+        self.num_layers = num_layers
+        self.activation = activation
+        _activation(activation)
+        sizes = [img_channels * img_resolution * img_resolution] + [layer_features] * num_layers
+        for idx in range(num_layers):
+            setattr(self, f'fc{idx}', Linear(sizes[idx], sizes[idx + 1], spectral_norm=spectral_norm))
+        self.num_features = sizes[-1]
+        self.head = build_head(self.num_features, num_heads, c_dim, head_kwargs)
+
+    def features(self, img):
+        misc.assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution])
+        act = _activation(self.activation)
+        x = img.to(torch.float32).flatten(1)
+        for idx in range(self.num_layers):
+            x = act(getattr(self, f'fc{idx}')(x))
+        return x
+
+    def forward(self, img, c, **_unused):
+        return self.head(self.features(img), c)
+
+#----------------------------------------------------------------------------

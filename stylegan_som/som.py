@@ -1,0 +1,114 @@
+"""Self-organising-map arithmetic for K discriminator heads (SOMGAN): the fixed map of the heads, the
+neighbourhood weights of real samples, the width schedule and the heads' occupancy.
+
+Pure functions of tensors and numbers, no training state: the schedule is a function of the images seen so
+far, so a resumed run picks it up exactly. With one head every weight is 1 and the loss is the plain one."""
+
+import math
+
+import torch
+
+TOPOLOGIES = ('grid', 'linear', 'circular')
+
+#----------------------------------------------------------------------------
+
+def _check_num_heads(num_heads):
+    if int(num_heads) != num_heads or num_heads < 1:
+        raise ValueError(f'the number of SOM heads must be a positive integer, got {num_heads!r}')
+    return int(num_heads)
+
+def grid_side(num_heads):
+    """Side of the square lattice of `num_heads` heads; ValueError when that is not a perfect square."""
+    num_heads = _check_num_heads(num_heads)
+    side = math.isqrt(num_heads)
+    if side * side != num_heads:
+        raise ValueError(f'the grid topology needs a square number of heads (4, 9, 16, ...), got {num_heads}; '
+            'use the linear or circular topology, or a square count')
+    return side
+
+def head_coordinates(num_heads, topology='grid'):
+    """Where each head sits: [K, 2] lattice (row, column) for 'grid', [K, 1] index otherwise."""
+    num_heads = _check_num_heads(num_heads)
+    if topology not in TOPOLOGIES:
+        raise ValueError(f'unknown SOM topology {topology!r}; choose from {", ".join(TOPOLOGIES)}')
+    idx = torch.arange(num_heads, dtype=torch.float64)
+    if topology == 'grid':
+        side = grid_side(num_heads)
+        return torch.stack([torch.div(idx, side, rounding_mode='floor'), idx % side], dim=1)
+    return idx[:, None]
+
+def topology_distances(num_heads, topology='grid'):
+    """[K, K] float32 matrix of distances between heads on the map.
+
+    grid: Euclidean distance between lattice points of a sqrt(K) x sqrt(K) square with unit spacing;
+    linear: |i - j|; circular: geodesic on a circle of circumference 2*pi, i.e. 2*pi/K * min(|i-j|, K-|i-j|)."""
+    return _distances64(num_heads, topology).to(torch.float32)
+
+def _distances64(num_heads, topology):
+    coords = head_coordinates(num_heads, topology)
+    if topology == 'grid':
+        dist = torch.cdist(coords, coords)
+    else:
+        steps = (coords - coords.T).abs()
+        if topology == 'circular':
+            dist = (2 * math.pi / num_heads) * torch.minimum(steps, num_heads - steps)
+        else:
+            dist = steps
+    return dist
+
+def topology_diameter(num_heads, topology='grid'):
+    """Largest distance between two heads (0 for a single head); float64, so defaults written to
+    training_options.json read cleanly (sqrt(2)/2, not its float32 rounding)."""
+    return float(_distances64(num_heads, topology).max())
+
+#----------------------------------------------------------------------------
+
+DEFAULT_SIGMA_END = 0.3
+
+def default_sigma_start(num_heads, topology='grid', sigma_end=DEFAULT_SIGMA_END):
+    """Half the map's diameter: at the start every head learns from most reals. Never below sigma_end, so the
+    default schedule never widens (e.g. 2 heads on a line: diameter 1)."""
+    return max(topology_diameter(num_heads, topology) / 2, float(sigma_end))
+
+def sigma_schedule(cur_nimg, total_nimg, sigma_start, sigma_end=DEFAULT_SIGMA_END):
+    """Neighbourhood width after cur_nimg of total_nimg images: exponential from sigma_start to sigma_end,
+    held at sigma_end past the end."""
+    if not (sigma_start > 0 and sigma_end > 0):
+        raise ValueError(f'SOM sigma must be positive, got start {sigma_start} and end {sigma_end}')
+    t = min(max(float(cur_nimg) / max(float(total_nimg), 1.0), 0.0), 1.0)
+    return float(sigma_start) * (float(sigma_end) / float(sigma_start)) ** t
+
+#----------------------------------------------------------------------------
+
+def best_matching_units(logits):
+    """Index of the head with the highest logit for each sample: [N, K] -> [N] int64 (first head on ties)."""
+    return logits.detach().argmax(dim=1)
+
+def neighbourhood_weights(logits, distances, sigma, normalize=False):
+    """h[n, k] = exp(-d(k, b(n))^2 / (2 sigma^2)) where b(n) = argmax_k logits[n, k].
+
+    No gradient flows through the choice of b(n) nor through h. By default each sample is weighted on its own
+    and the best-matching head gets weight 1. With `normalize`, each head's column is rescaled to mean 1 over
+    the batch, h[n, k] / mean_m h[m, k] (computed in log space, so it stays finite when sigma is small and
+    every h of a head underflows): every head then learns from reals with the same total weight however few
+    it wins, while the per-sample proportions stay those of the neighbourhood."""
+    if logits.ndim != 2 or distances.shape != (logits.shape[1], logits.shape[1]):
+        raise ValueError(f'neighbourhood_weights: logits {tuple(logits.shape)} do not match distances '
+            f'{tuple(distances.shape)}')
+    if logits.shape[1] == 1:
+        return torch.ones_like(logits)
+    if not sigma > 0:
+        raise ValueError(f'neighbourhood_weights: sigma must be positive, got {sigma}')
+    dist = distances.to(device=logits.device, dtype=torch.float32)[best_matching_units(logits)] # [N, K]
+    log_h = dist.square() * (-0.5 / float(sigma) ** 2)
+    if normalize:
+        log_h = log_h - (log_h.logsumexp(dim=0, keepdim=True) - math.log(logits.shape[0]))
+    return torch.exp(log_h).to(logits.dtype)
+
+def bmu_occupancy(logits):
+    """Share of the samples each head wins: [N, K] -> [K], sums to 1."""
+    num_heads = logits.shape[1]
+    wins = torch.nn.functional.one_hot(best_matching_units(logits), num_heads)
+    return wins.to(torch.float32).mean(dim=0)
+
+#----------------------------------------------------------------------------

@@ -1,0 +1,294 @@
+"""StyleGAN2Loss with objectives and SOM heads, on tiny linear stand-in networks whose gradients can be written
+down: one head reproduces upstream's loss bit for bit and every objective's textbook form; several heads weigh
+reals by their neighbourhood on the map; penalties, weight clipping and the reported statistics."""
+
+import math
+
+import pytest
+import torch
+
+from stylegan_som import plugins
+from stylegan_som.loss import StyleGAN2Loss
+from torch_utils import training_stats
+
+CPU = torch.device('cpu')
+sp = torch.nn.functional.softplus
+
+class _Map(torch.nn.Module):
+    def __init__(self, num_ws):
+        super().__init__()
+        self.num_ws = num_ws
+        self.fc = torch.nn.Linear(3, 3)
+    def forward(self, z, c, skip_w_avg_update=False):
+        _ = c, skip_w_avg_update
+        return self.fc(z).unsqueeze(1).repeat(1, self.num_ws, 1)
+
+class _Synth(torch.nn.Module):
+    def __init__(self, num_ws):
+        super().__init__()
+        self.fc = torch.nn.Linear(3 * num_ws, 3 * 4 * 4)
+    def forward(self, ws):
+        return self.fc(ws.flatten(1)).reshape(-1, 3, 4, 4)
+
+class _G(torch.nn.Module):
+    def __init__(self, num_ws=2):
+        super().__init__()
+        self.mapping = _Map(num_ws)
+        self.synthesis = _Synth(num_ws)
+
+class _D(torch.nn.Module):
+    """Linear multi-head D, optionally with a projection term <embed(c), x> per head."""
+    def __init__(self, num_heads=1, c_dim=0):
+        super().__init__()
+        self.fc = torch.nn.Linear(3 * 4 * 4, num_heads)
+        self.embed = torch.nn.Linear(c_dim, 3 * 4 * 4, bias=False) if c_dim else None
+    def forward(self, img, c):
+        x = img.flatten(1)
+        out = self.fc(x)
+        if self.embed is not None:
+            out = out + (self.embed(c) * x).sum(1, keepdim=True)
+        return out
+
+def _setup(num_heads=1, seed=0, c_dim=0, num_ws=2, **loss_kwargs):
+    torch.manual_seed(seed)
+    G, D = _G(num_ws), _D(num_heads, c_dim)
+    loss_kwargs = dict(dict(style_mixing_prob=0, r1_gamma=0, pl_weight=0), **loss_kwargs)
+    loss = StyleGAN2Loss(device=CPU, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, **loss_kwargs)
+    z = torch.randn(6, 3)
+    c = torch.nn.functional.one_hot(torch.arange(6) % 2, 2).float() if c_dim else torch.zeros(6, 0)
+    real = torch.randn(6, 3, 4, 4)
+    return G, D, loss, z, c, real
+
+def _grads(module, fn):
+    module.zero_grad(set_to_none=True)
+    module.requires_grad_(True)
+    fn()
+    module.requires_grad_(False)
+    grads = [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in module.parameters()]
+    module.zero_grad(set_to_none=True)
+    return grads
+
+def _assert_close(got, expected, atol=1e-6):
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert torch.allclose(g, e, atol=atol), (g - e).abs().max()
+
+#----------------------------------------------------------------------------
+# One head.
+
+def test_single_head_stylegan2_is_upstreams_computation_bit_for_bit():
+    G, D, loss, z, c, real = _setup(r1_gamma=3.0)
+    got_D = _grads(D, lambda: loss.accumulate_gradients('Dboth', real, c, z, c, sync=True, gain=2.0))
+    got_G = _grads(G, lambda: loss.accumulate_gradients('Gmain', real, c, z, c, sync=True, gain=1.0))
+
+    def upstream_D():
+        fake = G.synthesis(G.mapping(z, c))
+        sp(D(fake, c)).mean().mul(2.0).backward()
+        x = real.detach().requires_grad_(True)
+        logits = D(x, c)
+        r1_grads = torch.autograd.grad(outputs=[logits.sum()], inputs=[x], create_graph=True, only_inputs=True)[0]
+        r1 = r1_grads.square().sum([1, 2, 3]) * (3.0 / 2)
+        (logits * 0 + sp(-logits) + r1).mean().mul(2.0).backward()
+    expected_D = _grads(D, upstream_D)
+    expected_G = _grads(G, lambda: sp(-D(G.synthesis(G.mapping(z, c)), c)).mean().backward())
+    for g, e in zip(got_D + got_G, expected_D + expected_G):
+        assert torch.equal(g, e)
+
+TEXTBOOK_D = {
+    'stylegan2': lambda r, f: sp(-r).mean() + sp(f).mean(),
+    'ns':        lambda r, f: sp(-r).mean() + sp(f).mean(),
+    'hinge':     lambda r, f: torch.relu(1 - r).mean() + torch.relu(1 + f).mean(),
+    'wgan':      lambda r, f: -r.mean() + f.mean(),
+    'wgan-gp':   lambda r, f: -r.mean() + f.mean(),
+    'lsgan':     lambda r, f: 0.5 * (r - 1).square().mean() + 0.5 * f.square().mean(),
+    'rahinge':   lambda r, f: torch.relu(1 - (r - f.mean())).mean() + torch.relu(1 + (f - r.mean())).mean(),
+    'softmax':   lambda r, f: -r.mean() + torch.cat([r, f]).logsumexp(0).sum(),
+}
+TEXTBOOK_G = {
+    'stylegan2': lambda r, f: sp(-f).mean(),
+    'ns':        lambda r, f: sp(-f).mean(),
+    'hinge':     lambda r, f: -f.mean(),
+    'wgan':      lambda r, f: -f.mean(),
+    'wgan-gp':   lambda r, f: -f.mean(),
+    'lsgan':     lambda r, f: 0.5 * (f - 1).square().mean(),
+    'rahinge':   lambda r, f: torch.relu(1 - (f - r.mean())).mean() + torch.relu(1 + (r - f.mean())).mean(),
+    'softmax':   lambda r, f: -torch.cat([r, f]).mean() + torch.cat([r, f]).logsumexp(0).sum(),
+}
+
+@pytest.mark.parametrize('name', sorted(TEXTBOOK_D))
+def test_single_head_equals_textbook_loss(name):
+    assert sorted(TEXTBOOK_D) == plugins.LOSSES.names()
+    G, D, loss, z, c, real = _setup(objective=name)
+    got_D = _grads(D, lambda: loss.accumulate_gradients('Dmain', real, c, z, c, sync=True, gain=1.5))
+    got_G = _grads(G, lambda: loss.accumulate_gradients('Gmain', real, c, z, c, sync=True, gain=1.5))
+    with torch.no_grad():
+        fake = G.synthesis(G.mapping(z, c))
+    expected_D = _grads(D, lambda: (TEXTBOOK_D[name](D(real, c), D(fake, c)) * 1.5).backward())
+    expected_G = _grads(G, lambda: (TEXTBOOK_G[name](D(real, c).detach(), D(G.synthesis(G.mapping(z, c)), c)) * 1.5).backward())
+    _assert_close(got_D, expected_D)
+    _assert_close(got_G, expected_G)
+    assert any(float(g.abs().max()) > 0 for g in got_D + got_G)
+
+#----------------------------------------------------------------------------
+# Several heads.
+
+# sigma with exp(-1 / (2 sigma^2)) = 1/2: a head at distance 1 from the BMU learns from that real at weight 1/2.
+SIGMA_HALF = 1 / math.sqrt(2 * math.log(2))
+
+@pytest.mark.parametrize('name', ['stylegan2', 'hinge', 'rahinge', 'softmax'])
+def test_two_heads_weigh_reals_by_neighbourhood(name):
+    som_kwargs = dict(num_heads=2, topology='linear', sigma_start=SIGMA_HALF, sigma_end=SIGMA_HALF, normalize=False)
+    G, D, loss, z, c, real = _setup(num_heads=2, seed=1, objective=name, som_kwargs=som_kwargs)
+    got = _grads(D, lambda: loss.accumulate_gradients('Dmain', real, c, z, c, sync=True, gain=1.0))
+    with torch.no_grad():
+        fake = G.synthesis(G.mapping(z, c))
+        bmu = D(real, c).argmax(1)
+    assert 0 < int(bmu.sum()) < 6, 'the case should use both heads'
+    h = torch.where(torch.nn.functional.one_hot(bmu, 2) == 1, 1.0, 0.5) # by hand: BMU 1, neighbour 1/2
+    obj = plugins.LOSSES.build(name)
+    def direct():
+        r, f = D(real, c), D(fake, c)
+        d_real = obj.d_real(r, f) if obj.couples else obj.d_real(r)
+        d_fake = obj.d_fake(f, r) if obj.couples else obj.d_fake(f)
+        per_head = (h * d_real).mean(0) + d_fake.mean(0)
+        per_head.mean().backward() # (1/K) sum_k
+    _assert_close(got, _grads(D, direct))
+
+def test_four_heads_grid_hinge_by_hand():
+    # Real logits set by the bias alone (zero weights): all reals have logits b, BMU = argmax b = head 3.
+    som_kwargs = dict(num_heads=4, topology='grid', sigma_start=1.0, sigma_end=1.0, normalize=False)
+    G, D, loss, z, c, real = _setup(num_heads=4, objective='hinge', som_kwargs=som_kwargs)
+    with torch.no_grad():
+        D.fc.weight.zero_()
+        D.fc.bias.copy_(torch.tensor([0.5, -0.5, 0.0, 0.75]))
+    got = _grads(D, lambda: loss.accumulate_gradients('Dmain', real, c, z, c, sync=True, gain=1.0))
+    # Head k: d/db_k = (1/K) [-h_k * 1(1 - b_k > 0) + 1(1 + b_k > 0)], h = exp(-d(k, 3)^2 / 2) on the 2x2 grid.
+    h = [math.exp(-1.0), math.exp(-0.5), math.exp(-0.5), 1.0]
+    expected = [(-h[k] + 1) / 4 for k in range(4)]
+    assert got[1].tolist() == pytest.approx(expected, abs=1e-6)
+
+def test_r1_with_heads_takes_one_random_head_per_sample():
+    som_kwargs = dict(num_heads=3, topology='linear')
+    G, D, loss, z, c, real = _setup(num_heads=3, r1_gamma=4.0, som_kwargs=som_kwargs)
+    torch.manual_seed(123)
+    got = _grads(D, lambda: loss.accumulate_gradients('Dreg', real, c, z, c, sync=True, gain=1.0))
+    torch.manual_seed(123)
+    head = torch.randint(3, [6, 1])[:, 0]
+    # Linear D: grad_x D_k = W_k, so R1 = gamma/2 mean_n |W_k(n)|^2 and d/dW_k = gamma * W_k * #{n: k(n) = k} / N.
+    counts = torch.bincount(head, minlength=3).float()
+    expected = 4.0 * D.fc.weight.detach() * (counts / 6)[:, None]
+    assert torch.allclose(got[0], expected, atol=1e-6)
+    assert torch.equal(got[1], torch.zeros(3)) # no real-loss term (hence no SOM weights) in the reg pass
+
+def test_wgan_gp_penalty_on_linear_D():
+    G, D, loss, z, c, real = _setup(objective='wgan-gp', gp_weight=10)
+    got = _grads(D, lambda: loss.accumulate_gradients('Dreg', real, c, z, c, sync=True, gain=1.0))
+    # grad_x D = w everywhere: penalty 10 (|w| - 1)^2, gradient 20 (|w| - 1) w / |w|.
+    w = D.fc.weight.detach()
+    norm = w.norm()
+    assert torch.allclose(got[0], 20 * (norm - 1) * w / norm, atol=1e-5)
+    assert torch.equal(got[1], torch.zeros(1))
+
+def test_weight_clip_after_D_steps_only():
+    G, D, loss, z, c, real = _setup(objective='wgan', weight_clip=0.01)
+    with torch.no_grad():
+        D.fc.weight.mul_(100)
+    loss.after_optimizer_step('Gmain')
+    assert float(D.fc.weight.detach().abs().max()) > 0.01
+    loss.after_optimizer_step('Dmain')
+    assert float(D.fc.weight.detach().abs().max()) == pytest.approx(0.01) and float(D.fc.bias.detach().abs().max()) <= 0.01
+    assert float(G.mapping.fc.weight.detach().abs().max()) > 0.01
+
+def test_statistics_and_sigma_schedule():
+    som_kwargs = dict(num_heads=4, topology='grid', sigma_start=2.0, sigma_end=0.5, normalize=False)
+    G, D, loss, z, c, real = _setup(num_heads=4, som_kwargs=som_kwargs)
+    loss.set_progress(cur_nimg=500, total_nimg=1000)
+    assert loss.som_sigma() == pytest.approx(1.0)
+    collector = training_stats.Collector(regex='(SOM|Loss/signs)/.*', keep_previous=False)
+    _grads(D, lambda: loss.accumulate_gradients('Dmain', real, c, z, c, sync=True, gain=1.0))
+    collector.update()
+    with torch.no_grad():
+        logits = D(real, c)
+    bmu = logits.argmax(1)
+    assert collector.mean('SOM/sigma') == pytest.approx(1.0)
+    for k in range(4):
+        assert collector.mean(f'SOM/occupancy/{k}') == pytest.approx(float((bmu == k).float().mean()))
+    # The sign ADA sees: per real, the heads' signs weighted by the neighbourhood (sigma 1 on the 2x2 grid).
+    dist = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1], [1, 2, 0, 1], [2, 1, 1, 0]], dtype=torch.float32) # squared
+    h = torch.exp(-dist[bmu] / 2)
+    expected = float(((logits.sign() * h).sum(1) / h.sum(1)).mean())
+    assert collector.mean('Loss/signs/real') == pytest.approx(expected, abs=1e-6)
+    # One head reports no SOM statistics and the plain sign.
+    G, D, loss, z, c, real = _setup(num_heads=1)
+    _grads(D, lambda: loss.accumulate_gradients('Dmain', real, c, z, c, sync=True, gain=1.0))
+    collector.update()
+    assert collector.num('SOM/sigma') == 0
+    assert collector.mean('Loss/signs/real') == pytest.approx(float(D(real, c).sign().mean()))
+
+def test_state_dict_stays_plain():
+    G, D, loss, z, c, real = _setup(num_heads=4, som_kwargs=dict(num_heads=4))
+    assert sorted(loss.state_dict()) == ['pl_mean']
+
+def test_bad_som_settings():
+    G, D, loss, z, c, real = _setup(num_heads=4, som_kwargs=dict(num_heads=9))
+    with pytest.raises(ValueError, match='D returns 4 logits per image but som_kwargs.num_heads is 9'):
+        loss.accumulate_gradients('Dmain', real, c, z, c, sync=True, gain=1.0)
+    with pytest.raises(ValueError, match='som_kwargs.topology'):
+        _setup(num_heads=4, som_kwargs=dict(topology='torus'))
+    with pytest.raises(ValueError, match='square'):
+        _setup(num_heads=3, som_kwargs=dict(num_heads=3, topology='grid'))
+    with pytest.raises(ValueError, match='sigma_end must be positive'):
+        _setup(num_heads=4, som_kwargs=dict(sigma_end=0))
+
+def test_single_w_skips_style_mixing():
+    G, D, loss, z, c, real = _setup(num_ws=1, style_mixing_prob=0.9)
+    got = _grads(G, lambda: loss.accumulate_gradients('Gmain', real, c, z, c, sync=True, gain=1.0))
+    assert all(torch.isfinite(g).all() for g in got)
+
+@pytest.mark.parametrize('name', sorted(TEXTBOOK_D))
+def test_every_objective_trains_four_conditional_heads(name):
+    # All phases with R1, GP and path length on: finite gradients that reach every weight (not every bias:
+    # relativistic and softmax losses do not change when a head's logits all shift by the same amount).
+    G, D, loss, z, c, real = _setup(num_heads=4, c_dim=2, objective=name, r1_gamma=1.0, gp_weight=1.0,
+        pl_weight=1.0, som_kwargs=dict(num_heads=4, topology='grid'))
+    for phase, module in [('Gboth', G), ('Dboth', D)]:
+        grads = _grads(module, lambda: loss.accumulate_gradients(phase, real, c, z, c, sync=True, gain=1.0))
+        assert all(torch.isfinite(g).all() for g in grads), (phase, name)
+        assert all(g.abs().max() > 0 for g in grads if g.ndim > 1), (phase, name)
+
+def test_normalized_weights_in_D_gradient():
+    som_kwargs = dict(num_heads=2, topology='linear', sigma_start=SIGMA_HALF, sigma_end=SIGMA_HALF, normalize=True)
+    G, D, loss, z, c, real = _setup(num_heads=2, seed=1, som_kwargs=som_kwargs)
+    got = _grads(D, lambda: loss.accumulate_gradients('Dmain', real, c, z, c, sync=True, gain=1.0))
+    with torch.no_grad():
+        fake = G.synthesis(G.mapping(z, c))
+        bmu = D(real, c).argmax(1)
+    h = torch.where(torch.nn.functional.one_hot(bmu, 2) == 1, 1.0, 0.5)
+    h = h / h.mean(0, keepdim=True) # by hand: each head's column rescaled to mean 1
+    def direct():
+        r, f = D(real, c), D(fake, c)
+        ((h * sp(-r)).mean(0) + sp(f).mean(0)).mean().backward()
+    _assert_close(got, _grads(D, direct))
+
+@pytest.mark.parametrize('name', ['softmax', 'wgan-gp'])
+def test_objectives_with_stylegan2_projection_heads(name):
+    # The real networks: a tiny StyleGAN2 G and D, D with 4 conditional projection heads on its trunk, for a
+    # coupled objective and the gradient penalty (every objective runs with the stand-in D above, and the
+    # default one with the real networks in tests/test_train_som.py).
+    from stylegan_som.networks import stylegan2
+    torch.manual_seed(0)
+    small = dict(channel_base=64, channel_max=8)
+    G = stylegan2.Generator(z_dim=8, c_dim=2, w_dim=8, img_resolution=8, img_channels=3, synthesis_kwargs=small)
+    D = stylegan2.Discriminator(c_dim=2, img_resolution=8, img_channels=3, num_heads=4, architecture='orig',
+        head_kwargs=dict(class_name='stylegan_som.heads.projection.ProjectionHead'),
+        epilogue_kwargs=dict(mbstd_group_size=2), **small)
+    loss = StyleGAN2Loss(device=CPU, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, objective=name,
+        r1_gamma=0.1, gp_weight=(10 if name == 'wgan-gp' else 0), pl_weight=0, som_kwargs=dict(num_heads=4, topology='grid', normalize=True))
+    z, c = torch.randn(4, 8), torch.eye(2)[[0, 1, 1, 0]]
+    real = torch.randn(4, 3, 8, 8)
+    G.requires_grad_(False)
+    D.requires_grad_(False)
+    for phase, module in [('Gmain', G), ('Dboth', D)]:
+        grads = _grads(module, lambda: loss.accumulate_gradients(phase, real, c, z, c, sync=True, gain=1.0))
+        assert all(torch.isfinite(g).all() for g in grads), (phase, name)
+        assert sum(float(g.abs().sum()) for g in grads) > 0, (phase, name)

@@ -1,0 +1,99 @@
+"""SOM arithmetic against hand-worked values: map distances, neighbourhood weights of a small batch, the sigma
+schedule and head occupancy."""
+
+import math
+
+import pytest
+import torch
+
+from stylegan_som import som
+
+R2 = math.sqrt(2)
+
+def test_grid_distances_by_hand():
+    # 2 x 2 lattice: heads 0 1 / 2 3.
+    expected = torch.tensor([[0, 1, 1, R2], [1, 0, R2, 1], [1, R2, 0, 1], [R2, 1, 1, 0]])
+    got = som.topology_distances(4, 'grid')
+    assert got.dtype == torch.float32 and got.shape == (4, 4)
+    assert torch.allclose(got, expected)
+    # 3 x 3 lattice: heads 0 (0,0), 5 (1,2), 7 (2,1), 8 (2,2).
+    d9 = som.topology_distances(9, 'grid')
+    assert d9[0, 8] == pytest.approx(2 * R2) and d9[1, 5] == pytest.approx(R2)
+    assert d9[5, 7] == pytest.approx(R2) and d9[3, 5] == pytest.approx(2) and d9[2, 8] == pytest.approx(2) and d9[2, 6] == pytest.approx(2 * R2)
+    assert torch.equal(d9, d9.T) and torch.all(d9.diagonal() == 0)
+
+def test_linear_and_circular_distances_by_hand():
+    assert torch.equal(som.topology_distances(4, 'linear'), torch.tensor(
+        [[0, 1, 2, 3], [1, 0, 1, 2], [2, 1, 0, 1], [3, 2, 1, 0]], dtype=torch.float32))
+    d = som.topology_distances(6, 'circular')
+    step = 2 * math.pi / 6
+    assert d[0, 1] == pytest.approx(step) and d[0, 5] == pytest.approx(step)   # wraps around
+    assert d[0, 3] == pytest.approx(math.pi) and d[1, 5] == pytest.approx(2 * step)
+    assert d[4, 1] == pytest.approx(math.pi) and torch.equal(d, d.T)
+
+def test_single_head_and_bad_input():
+    for topology in som.TOPOLOGIES:
+        assert torch.equal(som.topology_distances(1, topology), torch.zeros(1, 1))
+        assert som.topology_diameter(1, topology) == 0
+    with pytest.raises(ValueError, match='square'):
+        som.topology_distances(6, 'grid')
+    with pytest.raises(ValueError, match='unknown SOM topology'):
+        som.topology_distances(4, 'torus')
+    with pytest.raises(ValueError, match='positive integer'):
+        som.topology_distances(0, 'linear')
+
+def test_diameters_and_default_sigma_start():
+    assert som.topology_diameter(9, 'grid') == pytest.approx(2 * R2)
+    assert som.topology_diameter(5, 'linear') == pytest.approx(4)
+    assert som.topology_diameter(5, 'circular') == pytest.approx(2 * math.pi / 5 * 2)
+    assert som.topology_diameter(8, 'circular') == pytest.approx(math.pi)
+    assert som.default_sigma_start(4, 'grid') == pytest.approx(R2 / 2)
+    assert som.default_sigma_start(25, 'grid') == pytest.approx(2 * R2)
+    assert som.default_sigma_start(2, 'linear') == pytest.approx(0.5)
+    assert som.default_sigma_start(2, 'linear', sigma_end=0.8) == pytest.approx(0.8) # never widens
+
+def test_sigma_schedule_is_exponential_in_progress():
+    assert som.sigma_schedule(0, 1000, 2.0, 0.5) == pytest.approx(2.0)
+    assert som.sigma_schedule(500, 1000, 2.0, 0.5) == pytest.approx(1.0)         # geometric midpoint
+    assert som.sigma_schedule(250, 1000, 2.0, 0.5) == pytest.approx(2.0 * 0.25 ** 0.25)
+    assert som.sigma_schedule(1000, 1000, 2.0, 0.5) == pytest.approx(0.5)
+    assert som.sigma_schedule(5000, 1000, 2.0, 0.5) == pytest.approx(0.5)        # held past the end
+    with pytest.raises(ValueError, match='positive'):
+        som.sigma_schedule(0, 10, 0.0, 0.3)
+
+def test_neighbourhood_weights_hand_batch():
+    # Three reals, four heads on a 2 x 2 grid. BMUs: 0, 3, and 1 (tie of heads 1 and 2: the first wins).
+    logits = torch.tensor([[3.0, 1, 0, 0], [0, 0, 0, 5], [1, 2, 2, 0]], requires_grad=True)
+    h = som.neighbourhood_weights(logits, som.topology_distances(4, 'grid'), sigma=1.0)
+    e1, e2 = math.exp(-0.5), math.exp(-1.0) # distance 1 and sqrt(2) at sigma 1
+    expected = torch.tensor([[1, e1, e1, e2], [e2, e1, e1, 1], [e1, 1, e2, e1]])
+    assert torch.allclose(h, expected) and not h.requires_grad
+    # Narrower sigma: neighbours fade, the BMU keeps weight 1; per sample, not normalised over the batch.
+    h = som.neighbourhood_weights(logits, som.topology_distances(4, 'grid'), sigma=0.5)
+    assert torch.allclose(h[0], torch.tensor([1, math.exp(-2), math.exp(-2), math.exp(-4)]))
+    # One head: weight 1 whatever sigma.
+    one = som.neighbourhood_weights(torch.randn(5, 1), som.topology_distances(1), sigma=0.3)
+    assert torch.equal(one, torch.ones(5, 1))
+    with pytest.raises(ValueError, match='do not match'):
+        som.neighbourhood_weights(logits, som.topology_distances(9, 'grid'), sigma=1.0)
+
+def test_bmu_occupancy():
+    logits = torch.tensor([[3.0, 1, 0, 0], [0, 0, 0, 5], [1, 2, 2, 0], [9, 0, 0, 0]])
+    assert torch.allclose(som.bmu_occupancy(logits), torch.tensor([0.5, 0.25, 0, 0.25]))
+    assert som.best_matching_units(logits).tolist() == [0, 3, 1, 0]
+
+def test_normalized_weights_have_mean_one_per_head():
+    logits = torch.tensor([[3.0, 1, 0, 0], [0, 0, 0, 5], [1, 2, 2, 0]])
+    plain = som.neighbourhood_weights(logits, som.topology_distances(4, 'grid'), sigma=1.0)
+    h = som.neighbourhood_weights(logits, som.topology_distances(4, 'grid'), sigma=1.0, normalize=True)
+    e1, e2 = math.exp(-0.5), math.exp(-1.0)
+    # Column 2 by hand: (e1, e1, e2) / mean.
+    col = torch.tensor([e1, e1, e2])
+    assert torch.allclose(h[:, 2], col / col.mean())
+    assert torch.allclose(h, plain / plain.mean(0, keepdim=True))
+    # Finite where every weight of a head underflows (25 heads, far corner, tiny sigma).
+    logits = torch.zeros(8, 25)
+    logits[:, 0] = 1 # every sample's BMU is head 0; head 24 is 4*sqrt(2) away
+    h = som.neighbourhood_weights(logits, som.topology_distances(25, 'grid'), sigma=0.05, normalize=True)
+    assert torch.isfinite(h).all() and torch.allclose(h.mean(0), torch.ones(25))
+    assert torch.equal(som.neighbourhood_weights(torch.randn(3, 1), torch.zeros(1, 1), 0.3, normalize=True), torch.ones(3, 1))
