@@ -40,8 +40,8 @@ CFG_SPECS = {
     'tiny':      dict(ref_gpus=1,  kimg=20,     mb=8,  mbstd=4,  cbase=512,   cmax=32,  lrate=0.0025, gamma=0.01, ema=2.5, ramp=0.05, map=2, z_dim=64,  w_dim=64, tick=1),
     'cpu':       dict(ref_gpus=1,  kimg=200,    mb=16, mbstd=4,  cbase=2048,  cmax=64,  lrate=0.0025, gamma=0.01, ema=5,   ramp=0.05, map=2, z_dim=128, w_dim=128),
     # Small backbones on a CPU (--arch, see SMALL_CFGS for the rest): 2-D toys, and stacked MNIST with DCGAN.
-    'toy':       dict(ref_gpus=1,  kimg=2000,   mb=256, mbstd=4, cbase=0,     cmax=0,   lrate=0.0005, gamma=0.05, ema=10,  ramp=None, map=0, z_dim=16,  w_dim=16),
-    'stacked-mnist': dict(ref_gpus=1, kimg=1500, mb=64, mbstd=4,  cbase=2048,  cmax=256, lrate=0.0002, gamma=0,    ema=5,   ramp=0.05, map=0, z_dim=100, w_dim=100),
+    'toy':       dict(ref_gpus=1,  kimg=4000,   mb=256, mbstd=4, cbase=0,     cmax=0,   lrate=0.001,  gamma=0.01, ema=50,  ramp=0.3,  map=0, z_dim=16,  w_dim=16),
+    'stacked-mnist': dict(ref_gpus=1, kimg=1000, mb=64, mbstd=4,  cbase=1024,  cmax=128, lrate=0.0002, gamma=0,    ema=5,   ramp=0.05, map=0, z_dim=100, w_dim=100),
 }
 
 # Configs that behave like upstream's 'cifar': no path-length regularisation, no style mixing, plain D.
@@ -423,10 +423,12 @@ def _setup_d_head(args, desc, d_head=None, cond=None):
 
 # What the small-backbone configs set besides CFG_SPECS: the backbone, Adam betas, augmentation, network sizes.
 SMALL_CFGS = {
-    'toy':           dict(arch='mlp',   betas=[0.5, 0.99], aug='noaug', G=dict(layer_features=256, num_layers=3),
-                          D=dict(layer_features=256, num_layers=3)),
+    'toy':           dict(arch='mlp',   betas=[0.0, 0.99], aug='noaug', D_reg_interval=None,
+                          G=dict(layer_features=128, num_layers=3), D=dict(layer_features=128, num_layers=3)),
     'stacked-mnist': dict(arch='dcgan', betas=[0.5, 0.99], aug='noaug', G=dict(), D=dict()),
 }
+# toy: R1 in every step (D_reg_interval=None): lazily, every 16 steps at 16x the weight, it stopped the MLPs
+# from learning ring8 at all. See bench/RESULTS.md for what these settings reach.
 
 # Plugin options another part of train.py may have put on the StyleGAN2 kwargs; they carry over to any backbone.
 _D_PLUGIN_KEYS = ('num_heads', 'head_kwargs', 'attn_resolutions', 'attn_kwargs', 'spectral_norm')
@@ -472,15 +474,16 @@ def _setup_backbone(args, desc, arch=None, cfg=None, metrics=None, aug=None, cba
     _check(freezed is None, '--freezed needs --arch=stylegan2 (it freezes StyleGAN2 discriminator layers)')
     _check(not nhwc, '--nhwc needs --arch=stylegan2 (its fp16 layers)')
     _check(mbstd_group is None, '--mbstd-group needs --arch=stylegan2 (the small discriminators have no minibatch std)')
-    small = SMALL_CFGS.get(cfg, dict(G=dict(), D=dict()))
+    small = SMALL_CFGS.get(cfg, dict())
+    sizes = small if small.get('arch') == arch else dict(G=dict(), D=dict()) # the config's sizes fit its own backbone
     module = plugins.BACKBONES.class_name(arch)
     old_G, old_D = args.G_kwargs, args.D_kwargs
     spec = CFG_SPECS[cfg]
     G_kwargs = dnnlib.EasyDict(class_name=f'{module}.Generator', z_dim=old_G.z_dim, w_dim=old_G.z_dim,
-        mapping_kwargs=dnnlib.EasyDict(num_layers=(map_depth or 0)), synthesis_kwargs=dnnlib.EasyDict(small['G']))
+        mapping_kwargs=dnnlib.EasyDict(num_layers=(map_depth or 0)), synthesis_kwargs=dnnlib.EasyDict(sizes['G']))
     if map_depth:
         G_kwargs.w_dim = old_G.w_dim
-    D_kwargs = dnnlib.EasyDict(class_name=f'{module}.Discriminator', **small['D'])
+    D_kwargs = dnnlib.EasyDict(class_name=f'{module}.Discriminator', **sizes['D'])
     if arch != 'mlp': # convolutional: channel budget from --cbase/--cmax, else a small config's, else the network's
         for key, flag, value in [('channel_base', cbase, spec['cbase']), ('channel_max', cmax, spec['cmax'])]:
             value = flag if flag is not None else (value if cfg in SMALL_CFGS and value > 0 else None)
@@ -502,6 +505,8 @@ def _setup_backbone(args, desc, arch=None, cfg=None, metrics=None, aug=None, cba
     if 'betas' in small:
         args.G_opt_kwargs.betas = list(small['betas'])
         args.D_opt_kwargs.betas = list(small['betas'])
+    if 'D_reg_interval' in small:
+        args.D_reg_interval = small['D_reg_interval']
     if cfg not in SMALL_CFGS:
         desc += f'-{arch}'
     return desc
@@ -537,7 +542,10 @@ def _setup_attention_sn(args, desc, g_attn=None, d_attn=None, d_sn=None):
     if args.D_kwargs.class_name == 'stylegan_som.networks.stylegan2.Discriminator':
         allowed = [2 ** k for k in range(2, int(res).bit_length() - 1)] # feature maps between blocks: 4 .. res/2
     else: # other backbones check their own layout when built; here only what any of them could have
-        allowed = [2 ** k for k in range(2, int(res).bit_length())]
+        allowed = [int(res)] # the small backbones halve while even (28 -> 14 -> 7)
+        while allowed[-1] % 2 == 0 and allowed[-1] > 4:
+            allowed.append(allowed[-1] // 2)
+        allowed = sorted(allowed)
     for flag, values in [('--g-attn', g_attn), ('--d-attn', d_attn)]:
         if not values:
             continue

@@ -225,6 +225,7 @@ def main(argv=None):
     parser.add_argument('--json', default=None, metavar='FILE', help='append raw per-run results (JSON lines)')
     parser.add_argument('--note', default='', help='a line written under the table')
     parser.add_argument('--no-write', action='store_true', help='print the table only; leave RESULTS.md alone')
+    parser.add_argument('--from-json', default=None, metavar='FILE', help='no runs: tabulate the runs in a --json file')
     opts = parser.parse_args(argv)
 
     datasets = [d.strip() for d in opts.datasets.split(',') if d.strip()]
@@ -249,8 +250,14 @@ def main(argv=None):
 
     runs = []
     start = time.time()
+    if opts.from_json:
+        with open(opts.from_json) as f:
+            runs = [json.loads(line) for line in f if line.strip()]
+        keep = {(j['dataset'], j['k'], j['seed']) for j in jobs}
+        runs = [r for r in runs if (r['dataset'], r['k'], r['seed']) in keep]
+        jobs = []
     ctx = multiprocessing.get_context('spawn')
-    with ctx.Pool(processes=max(opts.jobs, 1), maxtasksperchild=1) as pool:
+    with ctx.Pool(processes=max(min(opts.jobs, len(jobs)), 1), maxtasksperchild=1) as pool:
         for r in pool.imap_unordered(run_one, jobs):
             runs.append(r)
             tag = f'{r["dataset"]} K={r["k"]} seed={r["seed"]}'
@@ -267,7 +274,12 @@ def main(argv=None):
     print()
     print(table)
     if not opts.no_write:
-        command = 'python bench/modes.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
+        words = argv if argv is not None else sys.argv[1:]
+        words = [w for w in words if not w.startswith('--note=')] # the note is printed below anyway
+        if '--note' in words:
+            i = words.index('--note')
+            words = words[:i] + words[i + 2:]
+        command = 'python bench/modes.py ' + ' '.join(words)
         write_results(table, command.strip(), opts.note)
         print(f'\nWritten to {RESULTS_MD}')
     return 0 if all(r['ok'] for r in runs) else 1

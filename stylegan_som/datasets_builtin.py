@@ -207,8 +207,9 @@ STACKED_MNIST_VERSION = 1 # bump on any change to what stacked_mnist_images() bu
 STACKED_MNIST_SIZE = 60000
 STACKED_MNIST_SEED = 0
 
-def stacked_mnist_digits(num_labels, num_images=STACKED_MNIST_SIZE, seed=STACKED_MNIST_SEED):
+def stacked_mnist_digits(num_labels, num_images=None, seed=STACKED_MNIST_SEED):
     """Indices [N, 3] into the MNIST training set: the digits of the R, G and B channels of each image."""
+    num_images = STACKED_MNIST_SIZE if num_images is None else num_images
     return np.random.RandomState(seed).randint(num_labels, size=[num_images, 3])
 
 def stacked_mnist_images(digits, labels, picks):
@@ -217,7 +218,7 @@ def stacked_mnist_images(digits, labels, picks):
     triples = (labels[picks] * np.array([100, 10, 1])).sum(axis=1).astype(np.int64)
     return images, triples
 
-def write_stacked_mnist(dest, mnist_dir, num_images=STACKED_MNIST_SIZE, seed=STACKED_MNIST_SEED):
+def write_stacked_mnist(dest, mnist_dir, num_images=None, seed=STACKED_MNIST_SEED):
     """Write stacked MNIST to the zip `dest` (upstream's dataset_tool layout, triple labels), atomically."""
     import PIL.Image
     from .dataset_sources import IdxSource, find_idx

@@ -14,7 +14,7 @@ truncation_cutoff, **ignored). StyleGAN2-only options (noise_mode, force_fp32, .
 The discriminators are a trunk (input -> features [N, F]) plus a head built from `head_kwargs` (default:
 LinearHead without labels, ProjectionHead with them) returning logits [N, num_heads]. Convolutional trunks
 take `attn_resolutions` (attention blocks after the layers of those resolutions, built from `attn_kwargs`,
-default the registered SelfAttention) and `spectral_norm`.
+default the registered SelfAttention); all take `spectral_norm`.
 """
 
 import torch
@@ -208,9 +208,9 @@ class DCGANSynthesis(torch.nn.Module):
             setattr(self, f'up{res}', torch.nn.ConvTranspose2d(cin, channels(res), 4, stride=2, padding=1))
             setattr(self, f'norm{res}', _norm(batch_norm, channels(res)))
             cin = channels(res)
-        for res in self.attn_resolutions:
-            setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
         self.torgb = torch.nn.Conv2d(cin, img_channels, 3, padding=1)
+        for res in self.attn_resolutions: # last, so that adding attention leaves the other initial weights alone
+            setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
 
     def _attend(self, x, res):
         return getattr(self, f'attn{res}')(x) if res in self.attn_resolutions else x
@@ -257,10 +257,10 @@ class DCGANDiscriminator(torch.nn.Module):
             setattr(self, f'down{res}', Conv2d(channels(res), channels(res // 2), 4, stride=2, padding=1, **sn))
             cin = channels(res // 2)
         self.conv_out = Conv2d(cin, channels(self.r0), 3, padding=1, **sn)
-        for res in self.attn_resolutions:
-            setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
         self.num_features = channels(self.r0) * self.r0 * self.r0
         self.head = build_head(self.num_features, num_heads, c_dim, head_kwargs)
+        for res in self.attn_resolutions: # last, so that adding attention leaves the other initial weights alone
+            setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
 
     def _attend(self, x, res):
         return getattr(self, f'attn{res}')(x) if res in self.attn_resolutions else x
@@ -348,10 +348,10 @@ class ResNetSynthesis(torch.nn.Module):
         for res in self.block_resolutions:
             setattr(self, f'b{res}', ResBlockUp(cin, channels(res), up=True, batch_norm=batch_norm))
             cin = channels(res)
-        for res in self.attn_resolutions:
-            setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
         self.out_norm = _norm(batch_norm, cin)
         self.torgb = torch.nn.Conv2d(cin, img_channels, 3, padding=1)
+        for res in self.attn_resolutions: # last, so that adding attention leaves the other initial weights alone
+            setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
 
     def _attend(self, x, res):
         return getattr(self, f'attn{res}')(x) if res in self.attn_resolutions else x
@@ -402,10 +402,10 @@ class ResNetDiscriminator(torch.nn.Module):
             setattr(self, f'final{idx}', ResBlockDown(cin, channels(self.r0), down=False,
                 first=(idx == 0 and not self.block_resolutions), **sn))
             cin = channels(self.r0)
-        for res in self.attn_resolutions:
-            setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
         self.num_features = cin
         self.head = build_head(self.num_features, num_heads, c_dim, head_kwargs)
+        for res in self.attn_resolutions: # last, so that adding attention leaves the other initial weights alone
+            setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
 
     def _attend(self, x, res):
         return getattr(self, f'attn{res}')(x) if res in self.attn_resolutions else x
@@ -423,7 +423,8 @@ class ResNetDiscriminator(torch.nn.Module):
         return self.head(self.features(img), c)
 
 #----------------------------------------------------------------------------
-# MLP, for 2-D point data: a "image" of img_channels values at img_resolution 1 ([N, 2, 1, 1]).
+# MLP, for 2-D point data: an "image" of img_channels values at img_resolution 1 ([N, 2, 1, 1]). No feature
+# maps, hence no attention blocks (and no attn_resolutions argument, so train.py's --g-attn/--d-attn say so).
 
 _ACTIVATIONS = dict(relu=torch.relu, lrelu=lambda t: torch.nn.functional.leaky_relu(t, 0.2), tanh=torch.tanh,
     elu=torch.nn.functional.elu)
@@ -439,10 +440,8 @@ class MLPSynthesis(torch.nn.Module):
     point data lives in its own coordinates)."""
 
     def __init__(self, w_dim, img_resolution, img_channels, layer_features=256, num_layers=3, activation='relu',
-            batch_norm=False, attn_resolutions=[], attn_kwargs={}):
+            batch_norm=False):
         super().__init__()
-        _check_attn(attn_resolutions, [], 'MLP generator')
-        _ = attn_kwargs
         self.w_dim = w_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
@@ -473,10 +472,8 @@ class MLPDiscriminator(torch.nn.Module):
     """input [N, C, R, R] (flattened), c [N, c_dim] -> num_layers hidden layers -> head -> logits [N, num_heads]."""
 
     def __init__(self, c_dim, img_resolution, img_channels, layer_features=256, num_layers=3, activation='lrelu',
-            spectral_norm=False, num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={}):
+            spectral_norm=False, num_heads=1, head_kwargs={}):
         super().__init__()
-        _check_attn(attn_resolutions, [], 'MLP discriminator')
-        _ = attn_kwargs
         self.c_dim = c_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels

@@ -113,3 +113,105 @@ def test_discs8_failed_write_leaves_nothing(monkeypatch):
     assert not os.path.exists(db.discs8_cache_path()) and os.listdir(folder) == []
 
 #----------------------------------------------------------------------------
+# MNIST, Fashion-MNIST and stacked MNIST (fetched through file:// URLs from the local MNIST copy; no network).
+
+import gzip
+import shutil
+
+MNIST_DIR = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'shared', 'data', 'mnist')
+if not os.path.isdir(MNIST_DIR): # the project checkout sits beside shared/
+    MNIST_DIR = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data', 'mnist')
+needs_mnist = pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason='no local MNIST files (shared/data/mnist)')
+
+def _file_url(path):
+    return 'file://' + os.path.abspath(path)
+
+@needs_mnist
+def test_mnist_fetched_once_through_file_url_and_loads(monkeypatch):
+    monkeypatch.setenv('STYLEGAN_SOM_MNIST_URL', _file_url(MNIST_DIR))
+    path = db.mnist_path(verbose=False)
+    assert path == db.idx_dataset_dir('mnist')
+    assert sorted(os.listdir(path)) == sorted(db.IDX_FILES)
+    monkeypatch.setenv('STYLEGAN_SOM_MNIST_URL', 'file:///nonexistent') # cached now: no second fetch
+    assert db.mnist_path(verbose=False) == path
+    kwargs, name = dataset_kwargs_from_data('mnist', check=False, verbose=False)
+    assert name == 'mnist' and kwargs.resolution == 32 and kwargs.max_size == 60000 and kwargs.use_labels
+
+@needs_mnist
+def test_mnist_checksums_accept_a_regzipped_copy(tmp_path):
+    # A mirror may recompress: the .gz bytes differ, the content does not.
+    src = os.path.join(MNIST_DIR, 't10k-labels-idx1-ubyte.gz')
+    copy = tmp_path / 't10k-labels-idx1-ubyte.gz'
+    with gzip.open(src, 'rb') as f, gzip.GzipFile(str(copy), 'wb', mtime=12345) as g:
+        g.write(f.read())
+    md5s = db.IDX_DATASETS['mnist'].md5['t10k-labels-idx1-ubyte.gz']
+    assert db.idx_file_ok(src, md5s) and db.idx_file_ok(str(copy), md5s)
+    assert not db.idx_file_ok(str(copy), (md5s[0], None)) # the .gz md5 alone would reject it
+    with gzip.GzipFile(str(copy), 'wb') as g:
+        g.write(b'\0\0\x08\x01\0\0\0\x01\x07')
+    assert not db.idx_file_ok(str(copy), md5s)
+
+@needs_mnist
+def test_mnist_bad_download_is_not_kept(monkeypatch, tmp_path):
+    mirror = tmp_path / 'mirror'
+    shutil.copytree(MNIST_DIR, mirror)
+    os.chmod(mirror, 0o755)
+    bad = mirror / 'train-labels-idx1-ubyte.gz'
+    os.chmod(bad, 0o644)
+    bad.write_bytes(gzip.compress(b'not mnist'))
+    monkeypatch.setenv('STYLEGAN_SOM_MNIST_URL', _file_url(mirror))
+    with pytest.raises(db.DatasetError, match='train-labels-idx1-ubyte.gz.*checksum'):
+        db.mnist_path(verbose=False)
+    assert not os.path.exists(os.path.join(db.idx_dataset_dir('mnist'), 'train-labels-idx1-ubyte.gz'))
+    assert not [f for f in os.listdir(db.idx_dataset_dir('mnist')) if '.part' in f]
+
+def test_fashion_mnist_offline_error_names_the_way_out(monkeypatch):
+    monkeypatch.setenv('STYLEGAN_SOM_FASHION_MNIST_URL', 'file:///nonexistent/fashion')
+    with pytest.raises(db.DatasetError, match='(?s)fashion-mnist.*--data'):
+        db.fashion_mnist_path(verbose=False)
+    import train
+    with pytest.raises(train.UserError, match='^--data: Could not download fashion-mnist'): # one usage error
+        train.init_dataset_kwargs('fashion-mnist')
+
+@needs_mnist
+def test_fashion_mnist_checks_its_own_checksums(monkeypatch):
+    # MNIST's files are not Fashion-MNIST's: fetched from the wrong folder, they are refused.
+    monkeypatch.setenv('STYLEGAN_SOM_FASHION_MNIST_URL', MNIST_DIR) # a plain folder works as a source too
+    with pytest.raises(db.DatasetError, match='checksum'):
+        db.fashion_mnist_path(verbose=False)
+
+def test_stacked_mnist_images_and_labels():
+    digits = (np.arange(5)[:, None, None] * np.ones([5, 28, 28])).astype(np.uint8) # digit i is filled with i
+    labels = np.array([3, 1, 4, 1, 5])
+    picks = np.array([[0, 1, 2], [4, 4, 3]])
+    images, triples = db.stacked_mnist_images(digits, labels, picks)
+    assert images.shape == (2, 28, 28, 3) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images[0, 5, 7], [0, 1, 2]) # channel c holds digit picks[n, c]
+    np.testing.assert_array_equal(images[1, 0, 0], [4, 4, 3])
+    assert triples.tolist() == [314, 551]
+    a, b = db.stacked_mnist_digits(60000, 10), db.stacked_mnist_digits(60000, 10)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (10, 3) and a.max() < 60000
+
+@needs_mnist
+def test_stacked_mnist_built_once_from_fetched_mnist(monkeypatch):
+    monkeypatch.setenv('STYLEGAN_SOM_MNIST_URL', _file_url(MNIST_DIR))
+    monkeypatch.setattr(db, 'STACKED_MNIST_SIZE', 40)
+    path = db.stacked_mnist_path(verbose=False)
+    assert path == db.stacked_mnist_cache_path() and os.path.isfile(path)
+    ds = ImageFolderDataset(path=path, use_labels=True)
+    assert len(ds) == 40 and ds.image_shape == [3, 28, 28] and ds.label_shape == [max(ds._get_raw_labels()) + 1]
+    # The label is the triple of the digits' MNIST labels, as the metric's classifier would read them.
+    from metrics import mode_coverage
+    _, mnist_labels = mode_coverage.load_mnist(MNIST_DIR, 'train')
+    picks = db.stacked_mnist_digits(len(mnist_labels), 40)
+    expected = mnist_labels[picks[:, 0]] * 100 + mnist_labels[picks[:, 1]] * 10 + mnist_labels[picks[:, 2]]
+    np.testing.assert_array_equal(ds._get_raw_labels(), expected)
+    # 28x28 is not a power of two: allowed for the small backbones only.
+    with pytest.raises(db.DatasetError, match='power-of-two'):
+        dataset_kwargs_from_data('stacked-mnist', verbose=False)
+    kwargs, name = dataset_kwargs_from_data('stacked-mnist', verbose=False, require_pow2=False)
+    assert name == 'stacked-mnist' and kwargs.resolution == 28
+    ds.close()
+
+#----------------------------------------------------------------------------

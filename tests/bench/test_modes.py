@@ -1,0 +1,72 @@
+"""bench/modes.py: argument parsing, the summary table (mean and standard error by hand), the RESULTS.md
+section, and one tiny real run through train.py's settings and the metric."""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+@pytest.fixture(scope='module')
+def modes():
+    spec = importlib.util.spec_from_file_location('bench_modes', os.path.join(REPO, 'bench', 'modes.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+def test_parsing(modes):
+    assert modes.parse_int_list('0-3,7, 2') == [0, 1, 2, 3, 7]
+    assert modes.parse_set(['loss_kwargs.r1_gamma=0.1', 'a.b="x"', 'c=word']) == [
+        (['loss_kwargs', 'r1_gamma'], 0.1), (['a', 'b'], 'x'), (['c'], 'word')]
+    args = {'loss_kwargs': {'r1_gamma': 1}}
+    modes.apply_set(args, [(['loss_kwargs', 'r1_gamma'], 0.5), (['new', 'key'], 3)])
+    assert args['loss_kwargs']['r1_gamma'] == 0.5 and args['new']['key'] == 3
+
+def _run(dataset, k, seed, modes_found, hq=None, rkl=None, kl=None):
+    metric = {'ring8': 'modes_ring8', 'stacked-mnist': 'modes_stacked_mnist'}[dataset]
+    res = {metric: modes_found}
+    if hq is not None:
+        res.update({metric + '_hq': hq, metric + '_rkl': rkl})
+    else:
+        res[metric + '_kl'] = kl
+    return dict(dataset=dataset, k=k, seed=seed, ok=True, results=res, wall=10.0 + seed, cpu=5.0)
+
+def test_summary_and_table(modes):
+    runs = [_run('ring8', 1, 0, 8, 0.9, 0.1), _run('ring8', 1, 1, 6, 0.7, 0.3),
+        _run('ring8', 4, 0, 8, 0.98, 0.01), _run('ring8', 4, 1, 8, 0.96, 0.03), _run('ring8', 4, 2, 8, 0.97, 0.02),
+        _run('stacked-mnist', 1, 0, 990, kl=0.1), dict(dataset='ring8', k=9, seed=0, ok=False, error='x')]
+    summary = modes.summarise(runs)
+    assert sorted(summary) == [('ring8', 1), ('ring8', 4), ('stacked-mnist', 1)] # failed runs are left out
+    s1, s4 = summary[('ring8', 1)], summary[('ring8', 4)]
+    assert s1['modes'] == pytest.approx((7.0, 1.0)) # mean 7, sample std sqrt(2), se sqrt(2)/sqrt(2)
+    assert s1['full'] == 1 and s4['full'] == 3 and s4['runs'] == 3
+    assert s4['hq'] == pytest.approx((97.0, 1.0 / np.sqrt(3)))
+    assert s1['wall'] == pytest.approx((10.5, 0.5))
+    table = modes.format_table(summary).splitlines()
+    assert table[0].startswith('| dataset | K | runs |') and len(table) == 2 + 3
+    row4 = table[3]
+    assert '| ring8 | 4 | 3 | 8.00 ± 0.00 (3/3) | 97.0 ± 0.6% | 0.020 ± 0.006 |' in row4
+    assert row4.rstrip(' |').endswith('7.00 ± 1.00 / 80.0 ± 10.0% / 0.200 ± 0.100') # the K=1 baseline beside it
+    assert '| stacked-mnist | 1 | 1 | 990.00 ± 0.00 (0/1) | n/a | KL 0.100 ± 0.000 |' in table[4]
+
+def test_results_section_replaced(modes, tmp_path):
+    path = tmp_path / 'RESULTS.md'
+    path.write_text('# Benchmark results\n\n## Other\n\ntext\n')
+    modes.write_results('| table 1 |', 'python bench/modes.py --x', 'a note', path=str(path))
+    text = path.read_text()
+    assert text.startswith('# Benchmark results\n\n## Other\n\ntext\n\n## Mode coverage')
+    assert '| table 1 |' in text and '`python bench/modes.py --x`' in text and 'a note' in text
+    modes.write_results('| table 2 |', 'cmd', '', path=str(path))
+    text = path.read_text()
+    assert '| table 2 |' in text and '| table 1 |' not in text and text.count(modes.BEGIN) == 1
+    assert text.count('## Mode coverage') == 1 and '## Other' in text
+
+def test_one_tiny_run(modes):
+    job = dict(dataset='ring8', k=4, seed=0, kimg=1, tick=1, loss=None, topo=None, threads=1, keep=None,
+        overrides=[(['G_kwargs', 'synthesis_kwargs', 'layer_features'], 16), (['D_kwargs', 'layer_features'], 16)])
+    r = modes.run_one(job)
+    assert r['ok'], r.get('trace')
+    assert set(r['results']) == {'modes_ring8', 'modes_ring8_hq', 'modes_ring8_rkl'}
+    assert 0 <= r['results']['modes_ring8'] <= 8 and r['cpu'] > 0 and r['wall'] >= r['train_wall']

@@ -1,0 +1,149 @@
+"""Shared parts of the small backbones (stylegan_som/networks/small.py): spectral normalisation, the mapping
+network, resolutions, head and attention plumbing, and the import rule that keeps pickles upstream-loadable."""
+
+import ast
+import copy
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from torch_utils import misc
+from stylegan_som.networks import small
+
+#----------------------------------------------------------------------------
+
+def test_imports_only_what_upstream_has():
+    # The module's source travels inside pickles and runs against upstream's packages when loaded there.
+    tree = ast.parse(open(small.__file__).read())
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split('.')[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, 'relative imports would not resolve in a pickle'
+            roots.add(node.module.split('.')[0])
+    assert roots <= {'torch', 'numpy', 'dnnlib', 'torch_utils'}, roots
+
+@pytest.mark.parametrize('res, r0', [(32, 4), (64, 4), (28, 7), (16, 4), (8, 4), (4, 4), (14, 7), (1, 1), (6, 6)])
+def test_start_resolution(res, r0):
+    assert small.start_resolution(res) == r0
+
+#----------------------------------------------------------------------------
+# Spectral normalisation.
+
+def _with_singular_values(weight, values, seed=0):
+    """Overwrite weight [out, ...] with U diag(values) V^T (random orthogonal U, V): a known spectrum."""
+    gen = torch.Generator().manual_seed(seed)
+    out, fan_in = weight.shape[0], weight[0].numel()
+    u, _ = torch.linalg.qr(torch.randn(out, out, generator=gen))
+    v, _ = torch.linalg.qr(torch.randn(fan_in, fan_in, generator=gen))
+    s = torch.zeros(out, fan_in)
+    s[range(len(values)), range(len(values))] = torch.tensor(values)
+    with torch.no_grad():
+        weight.copy_((u @ s @ v.t()).reshape(weight.shape))
+
+def test_spectral_norm_divides_by_largest_singular_value():
+    torch.manual_seed(0)
+    layer = small.Linear(7, 5, spectral_norm=True).train()
+    _with_singular_values(layer.weight, [4.0, 1.0, 0.5, 0.25, 0.1])
+    x = torch.randn(3, 7)
+    for _ in range(15): # power iteration, one step per training forward; converges like (1/4)^(2 steps)
+        layer(x)
+    expected = x @ (layer.weight / 4.0).t() + layer.bias
+    torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
+
+def test_spectral_norm_conv_uses_flattened_kernel():
+    torch.manual_seed(1)
+    conv = small.Conv2d(2, 3, 3, padding=1, spectral_norm=True).train()
+    _with_singular_values(conv.weight, [2.0, 0.5, 0.25]) # of the [3, 2*3*3] matrix
+    x = torch.randn(1, 2, 4, 4)
+    for _ in range(15):
+        conv(x)
+    expected = torch.nn.functional.conv2d(x, conv.weight / 2.0, conv.bias, padding=1)
+    torch.testing.assert_close(conv(x), expected, rtol=1e-5, atol=1e-5)
+
+def test_spectral_norm_eval_does_not_update_u_and_gradients_flow():
+    layer = small.Linear(4, 3, spectral_norm=True)
+    u0 = layer.weight_u.clone()
+    layer.eval()(torch.randn(2, 4))
+    assert torch.equal(layer.weight_u, u0)
+    layer.train()
+    out = layer(torch.randn(2, 4)).sum()
+    out.backward()
+    assert layer.weight.grad is not None and torch.isfinite(layer.weight.grad).all()
+    assert not torch.equal(layer.weight_u, u0)
+
+def test_no_spectral_norm_is_a_plain_layer():
+    layer = small.Linear(4, 3)
+    assert 'weight_u' not in dict(layer.named_buffers())
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(layer(x), x @ layer.weight.t() + layer.bias)
+
+def test_spectral_norm_pickles_with_its_power_iteration_state():
+    layer = small.Conv2d(2, 3, 3, spectral_norm=True).train()
+    layer(torch.randn(1, 2, 5, 5))
+    clone = pickle.loads(pickle.dumps(layer))
+    assert torch.equal(clone.weight_u, layer.weight_u)
+    x = torch.randn(1, 2, 5, 5)
+    assert torch.equal(clone.eval()(x), layer.eval()(x))
+
+#----------------------------------------------------------------------------
+# Mapping.
+
+def test_mapping_identity_and_truncation():
+    m = small.MappingNetwork(z_dim=6, c_dim=0, w_dim=6).train()
+    assert m.identity and len(list(m.parameters())) == 0
+    z = torch.randn(5, 6)
+    ws = m(z, None)
+    assert ws.shape == (5, 1, 6)
+    torch.testing.assert_close(ws[:, 0], z)
+    # w_avg: running mean with beta 0.995 from zero.
+    torch.testing.assert_close(m.w_avg, z.mean(0) * 0.005)
+    m.eval()
+    avg = m.w_avg.clone()
+    psi = 0.5
+    torch.testing.assert_close(m(z, None, truncation_psi=psi)[:, 0], avg + psi * (z - avg))
+    assert torch.equal(m.w_avg, avg) # eval: no update
+    m.train()
+    m(z, None, skip_w_avg_update=True)
+    assert torch.equal(m.w_avg, avg)
+
+def test_mapping_with_labels():
+    torch.manual_seed(0)
+    m = small.MappingNetwork(z_dim=4, c_dim=3, w_dim=8, num_layers=2)
+    assert not m.identity
+    z = torch.randn(2, 4)
+    c = torch.eye(3)[:2]
+    ws = m(z, c)
+    assert ws.shape == (2, 1, 8)
+    assert not torch.allclose(m(z, torch.eye(3)[1:3]), ws) # the label matters
+    with pytest.raises(AssertionError):
+        m(z, torch.zeros(2, 2))
+
+#----------------------------------------------------------------------------
+# Head and attention plugins.
+
+def test_default_heads():
+    plain = small.build_head(10, 3, 0, {})
+    cond = small.build_head(10, 3, 4, {})
+    assert type(plain).__name__ == 'LinearHead' and type(cond).__name__ == 'ProjectionHead'
+    assert plain(torch.randn(2, 10), torch.zeros(2, 0)).shape == (2, 3)
+    assert cond(torch.randn(2, 10), torch.eye(4)[:2]).shape == (2, 3)
+    named = small.build_head(10, 2, 0, dict(class_name='stylegan_som.heads.projection.ProjectionHead'))
+    assert type(named).__name__ == 'ProjectionHead'
+
+def test_default_attention_starts_as_identity():
+    block = small.build_attention(8, {})
+    x = torch.randn(2, 8, 4, 4)
+    torch.testing.assert_close(block(x), x) # zero-initialised gain
+
+def test_check_attn_rejects_unknown_resolution():
+    with pytest.raises(ValueError, match='attn_resolutions'):
+        small.DCGANSynthesis(w_dim=4, img_resolution=16, img_channels=1, attn_resolutions=[3])
+    with pytest.raises(TypeError, match='attn_resolutions'): # no feature maps, no attention
+        small.MLPDiscriminator(c_dim=0, img_resolution=1, img_channels=2, attn_resolutions=[1])
+
+#----------------------------------------------------------------------------

@@ -1,0 +1,90 @@
+"""train.py with the small backbones (--arch=dcgan|resnet|mlp) and the 2-D toys (--data=ring8|grid25, --cfg=toy):
+one short --arch=mlp run on ring8 with SOM heads (snapshot, scatter plots, occupancy map, metric), and the
+kwargs and errors of the backbone options."""
+
+import json
+import os
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from tests.test_train import make_image_folder, run_train
+
+
+@pytest.fixture(scope='module')
+def trained_toy(tmp_path_factory):
+    outdir = tmp_path_factory.mktemp('toy') / 'runs'
+    result = run_train(f'--outdir={outdir}', '--data=ring8', '--cfg=toy', '--som-d=4', '--kimg=2', '--tick=1',
+        '--snap=1')
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    runs = os.listdir(outdir)
+    assert len(runs) == 1 and runs[0].endswith('-ring8-toy-kimg2-som4grid'), runs
+    return outdir / runs[0], result.stdout
+
+def test_toy_run_snapshot_and_pictures(trained_toy):
+    import torch
+    from stylegan_som import legacy
+    run_dir, stdout = trained_toy
+    options = json.load(open(run_dir / 'training_options.json'))
+    assert options['G_kwargs']['class_name'] == 'stylegan_som.networks.mlp.Generator'
+    assert options['D_kwargs']['num_heads'] == 4 and options['metrics'] == ['modes_ring8']
+    assert 'augment_kwargs' not in options and options['D_reg_interval'] is None
+    snaps = sorted(f for f in os.listdir(run_dir) if f.startswith('network-snapshot-'))
+    assert snaps[-1] == 'network-snapshot-000002.pkl'
+    with open(run_dir / snaps[-1], 'rb') as f:
+        data = legacy.load_network_pkl(f)
+    G, D = data['G_ema'], data['D']
+    assert data['augment_pipe'] is None and D.num_heads == 4
+    with torch.no_grad():
+        points = G(torch.randn([5, G.z_dim]), torch.zeros([5, 0]))
+        assert points.shape == (5, 2, 1, 1) and D(points, torch.zeros([5, 0])).shape == (5, 4)
+    # Scatter plots instead of image grids, and the heads' occupancy.
+    for name in ('reals.png', 'fakes_init.png', 'fakes000002.png'):
+        img = np.asarray(PIL.Image.open(run_dir / name))
+        assert img.shape == (512, 512, 3)
+        assert np.all(img == (220, 40, 40), axis=2).any() # the mode centres' rings
+    occupancy = np.asarray(PIL.Image.open(run_dir / 'occupancy000002.png'))
+    assert occupancy.shape[0] == occupancy.shape[1] # 2 x 2 heads
+    metric = [json.loads(line) for line in open(run_dir / 'metric-modes_ring8.jsonl')]
+    assert set(metric[-1]['results']) == {'modes_ring8', 'modes_ring8_hq', 'modes_ring8_rkl'}
+    assert 'som-sigma' in stdout
+
+def test_backbone_kwargs(tmp_path):
+    import train
+    plain = dict(data=make_image_folder(tmp_path / 'plain', num=4), device_type='cpu')
+    _desc, args = train.setup_training_loop_kwargs(cfg='toy', data='grid25', device_type='cpu')
+    assert args.G_kwargs.class_name.endswith('mlp.Generator') and args.metrics == ['modes_grid25']
+    assert args.G_opt_kwargs.betas == [0.0, 0.99] and args.data_loader_kwargs.num_workers == 0
+    assert args.loss_kwargs.pl_weight == 0 and args.loss_kwargs.style_mixing_prob == 0
+    desc, args = train.setup_training_loop_kwargs(cfg='cpu', arch='dcgan', cbase=256, som_d=9, **plain)
+    assert desc.endswith('-cpu-cbase256-dcgan-som9grid'), desc
+    assert args.G_kwargs.class_name == 'stylegan_som.networks.dcgan.Generator'
+    assert args.G_kwargs.synthesis_kwargs == dict(channel_base=256)
+    assert args.D_kwargs == dict(class_name='stylegan_som.networks.dcgan.Discriminator', channel_base=256, num_heads=9)
+    assert args.G_reg_interval is None and 'augment_kwargs' in args # --cfg=cpu keeps its ADA
+    _desc, args = train.setup_training_loop_kwargs(cfg='toy', arch='resnet', **plain) # toy sizes, resnet nets
+    assert args.D_kwargs.class_name.endswith('resnet.Discriminator') and 'layer_features' not in args.D_kwargs
+    # Attention and spectral norm on a small backbone, at its own resolutions (28 -> 14 -> 7).
+    mnist_like = dict(data=make_image_folder(tmp_path / 'res28', num=4, res=28), device_type='cpu')
+    _desc, args = train.setup_training_loop_kwargs(cfg='cpu', arch='dcgan', g_attn=['14'], d_attn=['7', '14'],
+        d_sn=False, **mnist_like)
+    assert args.training_set_kwargs.resolution == 28 # no power of two needed by the small backbones
+    assert args.G_kwargs.synthesis_kwargs.attn_resolutions == [14] and args.D_kwargs.attn_resolutions == [7, 14]
+    assert args.D_kwargs.spectral_norm is False
+    bad = [
+        (dict(cfg='cpu', arch='stylegan2', **mnist_like), 'power-of-two'),
+        (dict(cfg='cpu', arch='dcgan', d_attn=['8'], **mnist_like), '--d-attn'),
+        (dict(cfg='toy', data='ring8', d_attn=['1']), '--d-attn: the mlp backbone has no attention'),
+        (dict(cfg='toy', data='ring8', arch='stylegan2'), '--data=ring8 is 2-D point data'),
+        (dict(cfg='toy', data='ring8', aug='ada'), '--aug=ada'),
+        (dict(cfg='toy', data='ring8', mirror=True), '--mirror'),
+        (dict(cfg='cpu', arch='dcgan', freezed=1, **plain), '--freezed'),
+        (dict(cfg='cpu', arch='mlp', cbase=64, **plain), '--cbase'),
+        (dict(cfg='toy', arch='mlp', mbstd_group=2, **plain), '--mbstd-group'),
+    ]
+    for kwargs, message in bad:
+        with pytest.raises(train.UserError, match=message):
+            train.setup_training_loop_kwargs(**{'device_type': 'cpu', **kwargs})
+
+#----------------------------------------------------------------------------
