@@ -8,9 +8,8 @@ that the reference has too.
 
 Differences are in speed only; results agree to float32 rounding:
 - demodulation never builds per-sample weights [batch, out, in, kh, kw] (see modulated_conv2d());
-- on CPU, float32 3x3 convolutions run as Winograd-type algorithms, up/down-sampling ones with the FIR
-  filter folded in (see winograd_cpu), and inference with several samples uses the non-fused modulated
-  convolution.
+- on CPU, float32 3x3 convolutions without resampling run as Winograd F(4x4, 3x3) (see winograd_cpu),
+  and inference with several samples uses the non-fused modulated convolution.
 """
 
 import copy
@@ -49,248 +48,67 @@ def normalize_2nd_moment(x, dim=1, eps=1e-8):
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
 
 #----------------------------------------------------------------------------
-# Fast float32 3x3 convolutions on CPU: Winograd-type bilinear algorithms.
-#
-# On CPU the 3x3 convolutions at 8x8 and above take nearly all of a training step, and oneDNN runs them
-# close to peak FLOP rate already, so the lever left is doing fewer multiplications. Every algorithm here
-# is separable: along each image axis, a tile of m outputs is A [m, P] applied to the product of the
-# transformed kernel G [P, 3] w and the transformed input window B [P, L] x. In 2-D the transforms are
-# Kronecker products, and the P*P products of each tile, summed over input channels, become one batched
-# matrix product. Each step is a torch op or a _TileTransform, whose backward is its own adjoint, so
-# gradients of any order (R1 penalty) are exact.
-# - stride 1: Winograd F(4, 3) (interpolation points 0, 1, -1, 1/2, -2, inf): L = 6, P = 6, so 36
-#   multiplies per 4x4 tile and channel pair instead of 144.
-# - down (conv2d_resample's FIR filter, then stride 2): even and odd input phases. Kernel taps 0 and 2 act
-#   on the even phase, a 2-tap correlation done as Winograd F(4, 2) (points 0, 1, -1, 1/2, inf); tap 1 acts
-#   on the odd phase directly; the filter folds into B. L = 12, P = 5 + 4 = 9: 81 multiplies per 4x4 tile
-#   instead of 144, and no separate filter pass.
-# - up (zero insertion, then the filter with gain 4): the transpose of `down` with the filter reversed, so
-#   it uses the same matrices with A and B exchanged.
-# The algorithms are exact in real arithmetic; float32 errors are a few 1e-6 relative to the output's
-# largest value (direct convolution: a few 1e-7). Below 8x8 (4x4 for down's output) the transforms cost
-# more than they save, and the reference path runs.
+# Winograd F(4x4, 3x3) for stride-1 3x3 convolutions on CPU, where they dominate training time and
+# oneDNN runs near peak FLOP rate already: a 4x4 output tile takes 36 multiplies per channel pair
+# instead of 144, and the channel contraction becomes 36 batched matrix products. Written with
+# differentiable torch ops, so autograd supplies the backward and the double backward (R1).
+# Interpolation points 0, 1, -1, 1/2, -2 (+ infinity) give float32 errors of a few 1e-6 relative to
+# the output's largest value, against a few 1e-7 for direct convolution.
 
-winograd_cpu = True             # module switch for all of these paths (tests compare against the reference)
-winograd_cpu_resample = True    # switch for the up/down paths alone
+winograd_cpu = True # module switch (tests compare both paths)
 
-_F43_BT = [     # F(4, 3) input transform [6, 6]
+_WINOGRAD_BT = [    # input transform [6, 6]
     [1, -3/2,   -2,  3/2,   1, 0],
     [0,   -1,  1/2,  5/2,   1, 0],
     [0,    1, -5/2,  1/2,   1, 0],
     [0,   -2,   -1,    2,   1, 0],
     [0,  1/2,   -1, -1/2,   1, 0],
     [0,    1, -3/2,   -2, 3/2, 1]]
-_F43_G = [      # F(4, 3) kernel transform [6, 3]
+_WINOGRAD_G = [     # kernel transform [6, 3]
     [     1,     0,     0],
     [   1/3,   1/3,   1/3],
     [  -1/3,   1/3,  -1/3],
     [-16/15, -8/15, -4/15],
     [  1/15, -2/15,  4/15],
     [     0,     0,     1]]
-_F43_AT = [     # F(4, 3) output transform [4, 6]
+_WINOGRAD_AT = [    # output transform [4, 6]
     [1, 1,  1,   1,  1, 0],
     [0, 1, -1, 1/2, -2, 0],
     [0, 1,  1, 1/4,  4, 0],
     [0, 1, -1, 1/8, -8, 1]]
-_F42_BT = [     # F(4, 2) input transform [5, 5] (rows scaled to small integers, G's rows inversely)
-    [1, -2, -1,  2, 0],
-    [0, -1,  1,  2, 0],
-    [0,  1, -3,  2, 0],
-    [0,  1,  0, -1, 0],
-    [0,  1, -2, -1, 2]]
-_F42_G = [      # F(4, 2) kernel transform [5, 2]
-    [   1,   0],
-    [ 1/2, 1/2],
-    [-1/6, 1/6],
-    [ 8/3, 4/3],
-    [   0, 1/2]]
-_F42_AT = [     # F(4, 2) output transform [4, 5]
-    [1, 1,  1,   1, 0],
-    [0, 1, -1, 1/2, 0],
-    [0, 1,  1, 1/4, 0],
-    [0, 1, -1, 1/8, 1]]
 
-def _winograd_down_axis(taps):
-    """Per-axis matrices (B [9, 8 + len(taps)], G [9, 3], A [4, 9]) of: z = window correlated with `taps`
-    (9 values), y[a] = sum_k w[k] * z[2a + k] for a < 4."""
-    taps = np.asarray(taps, dtype=np.float64)
-    L = 8 + len(taps)
-    corr = np.zeros([9, L])
-    for j in range(9):
-        corr[j, j:j + len(taps)] = taps
-    B = np.concatenate([np.asarray(_F42_BT) @ corr[0::2], corr[1::2]])
-    G = np.concatenate([np.asarray(_F42_G) @ [[1, 0, 0], [0, 0, 1]], np.tile([[0., 1, 0]], [4, 1])])
-    A = np.concatenate([np.asarray(_F42_AT), np.eye(4)], axis=1)
-    return B, G, A
+_winograd_cache = dict()
 
-# Transform matrices by name: float64 originals under (name, 'h'/'w'), converted copies cached per use.
-_winograd_mats = dict()
-
-def _winograd_register(name, mh, mw):
-    if (name, 'h') not in _winograd_mats:
-        _winograd_mats[(name, 'h')] = np.asarray(mh, dtype=np.float64)
-        _winograd_mats[(name, 'w')] = np.asarray(mw, dtype=np.float64)
-
-def _winograd_mat(name, kind, like):
-    """kind: 'h', 'w', 'hw' (Kronecker product), each optionally + 'T' (transposed)."""
-    key = (name, kind, like.dtype, like.device)
-    if key not in _winograd_mats:
-        base = kind.rstrip('T')
-        m = np.kron(_winograd_mats[(name, 'h')], _winograd_mats[(name, 'w')]) if base == 'hw' else _winograd_mats[(name, base)]
-        m = m.T if kind.endswith('T') else m
-        _winograd_mats[key] = torch.as_tensor(np.ascontiguousarray(m), dtype=like.dtype, device=like.device)
-    return _winograd_mats[key]
-
-def _tiles_forward(x, spec):
-    """x [N, H, W, C] -> [P*P, N*th*tw, C]: zero-pad by p0 before each axis, cut tiles of L pixels at stride S
-    (th x tw of them), transform each axis with its [P, L] matrix."""
-    name, L, S, p0h, p0w, H, W, th, tw = spec
-    N, C = x.shape[0], x.shape[3]
-    mh, mw = _winograd_mat(name, 'h', x), _winograd_mat(name, 'w', x)
-    P = mh.shape[0]
-    Hp = S * (th - 1) + L
-    if L == S and p0h == 0 and p0w == 0 and S * th == H and S * tw == W:
-        # Disjoint tiles: one permuting copy and one product with the Kronecker matrix.
-        d = x.reshape(N, th, S, tw, S, C).permute(2, 4, 0, 1, 3, 5).reshape(S * S, -1)
-        return torch.mm(_winograd_mat(name, 'hw', x), d).view(P * P, N * th * tw, C)
-    # Tiles along W, padding included, copied straight from x: ws[l, n, h, b] = x[n, h - p0h, S*b + l - p0w].
-    ws = x.new_empty([L, N, Hp, tw, C])
-    ws[:, :, :p0h].zero_()
-    ws[:, :, p0h + H:].zero_()
-    for l in range(L):
-        b0 = max(0, -((l - p0w) // S))             # first tile whose column is inside x
-        b1 = min(tw, (W - 1 - l + p0w) // S + 1)    # one past the last such tile
-        rows = ws[l, :, p0h:p0h + H]
-        rows[:, :, :b0].zero_()
-        rows[:, :, max(b0, b1):].zero_()
-        if b1 > b0:
-            c0 = S * b0 + l - p0w
-            rows[:, :, b0:b1].copy_(x[:, :, c0:c0 + S * (b1 - b0 - 1) + 1:S])
-    z = torch.mm(mw, ws.view(L, -1)) # [P, N, Hp, tw, C]
-    # Tiles along H (rows are contiguous blocks of tw*C), then the H transform.
-    hs = z.as_strided([L, P, N, th, tw, C], [tw * C, N * Hp * tw * C, Hp * tw * C, S * tw * C, C, 1]).contiguous()
-    return torch.mm(mh, hs.view(L, -1)).view(P * P, N * th * tw, C)
-
-def _tiles_adjoint(v, spec):
-    """The transpose of _tiles_forward(): [P*P, N*th*tw, C] -> [N, H, W, C] (transform back, overlap-add, crop)."""
-    name, L, S, p0h, p0w, H, W, th, tw = spec
-    mh = _winograd_mat(name, 'h', v)
-    P, C = mh.shape[0], v.shape[2]
-    N = v.shape[1] // (th * tw)
-    if L == S and p0h == 0 and p0w == 0 and S * th == H and S * tw == W:
-        d = torch.mm(_winograd_mat(name, 'hwT', v), v.reshape(P * P, -1))
-        return d.view(S, S, N, th, tw, C).permute(2, 3, 0, 4, 1, 5).reshape(N, H, W, C)
-    q = -(-L // S) # tiles that one pixel can belong to, per axis
-    Ha, Wa = S * (th + q - 1), S * (tw + q - 1)
-    hs = torch.mm(_winograd_mat(name, 'hT', v), v.reshape(P, -1)).view(L, P, N, th, tw, C)
-    z = v.new_empty([P, N, Ha, tw, C])
-    _overlap_add(z.view(P, N, th + q - 1, S, tw, C), hs.permute(1, 2, 3, 0, 4, 5), L, S, 2, 3)
-    ws = torch.mm(_winograd_mat(name, 'wT', v), z.view(P, -1)).view(L, N, Ha, tw, C)
-    xp = v.new_empty([N, Ha, Wa, C])
-    _overlap_add(xp.view(N, Ha, tw + q - 1, S, C), ws.permute(1, 2, 3, 0, 4), L, S, 2, 3)
-    if p0h == 0 and p0w == 0 and Ha == H and Wa == W:
-        return xp
-    return xp[:, p0h:p0h + H, p0w:p0w + W].contiguous()
-
-def _overlap_add(dst, src, L, S, tdim, ldim):
-    """dst[..., t + l // S, l % S, ...] = sum of src[..., t, l, ...] (tile index t at dim tdim, pixel l < L
-    at dim ldim of both; dst has q - 1 more tiles)."""
-    n = src.shape[tdim]
-    dst.narrow(tdim, 0, n).narrow(ldim, 0, S).copy_(src.narrow(ldim, 0, S))
-    dst.narrow(tdim, n, dst.shape[tdim] - n).zero_()
-    for k in range(1, -(-L // S)):
-        m = min(L, (k + 1) * S) - k * S
-        dst.narrow(tdim, k, n).narrow(ldim, 0, m).add_(src.narrow(ldim, k * S, m))
-
-class _TileTransform(torch.autograd.Function):
-    # A linear map and its transpose; each one's backward is the other, so any order of derivative works.
-    @staticmethod
-    def forward(ctx, x, spec, adjoint): # pylint: disable=arguments-differ
-        ctx.spec = spec
-        ctx.adjoint = adjoint
-        return _tiles_adjoint(x, spec) if adjoint else _tiles_forward(x, spec)
-
-    @staticmethod
-    def backward(ctx, dy): # pylint: disable=arguments-differ
-        return _TileTransform.apply(dy, ctx.spec, not ctx.adjoint), None, None
-
-def _winograd_products(x, w, G, in_spec, out_spec, gain=1):
-    """The whole algorithm: x [N, I, H, W] -> [N, O, H', W'] (channels_last)."""
-    O, I, kh, kw = w.shape
-    g = torch.as_tensor(np.kron(G, G) * gain, dtype=w.dtype, device=w.device) # [P*P, 9]
-    u = torch.mm(g, w.permute(2, 3, 1, 0).reshape(kh * kw, I * O)).view(-1, I, O)
-    v = _TileTransform.apply(x.permute(0, 2, 3, 1), in_spec, False)
-    y = _TileTransform.apply(torch.bmm(v, u), out_spec, True)
-    return y.permute(0, 3, 1, 2)
+def _winograd_matrices(device):
+    # 2-D transforms as Kronecker products, so each is a single matrix product over the 36 tile positions.
+    if device not in _winograd_cache:
+        mats = [torch.tensor(m, dtype=torch.float64) for m in (_WINOGRAD_BT, _WINOGRAD_G, _WINOGRAD_AT)]
+        _winograd_cache[device] = [torch.kron(m, m).to(dtype=torch.float32, device=device) for m in mats] # [36,36], [36,9], [16,36]
+    return _winograd_cache[device]
 
 def _conv3x3_winograd(x, w):
     """Equals torch.nn.functional.conv2d(x, w, padding=1) for float32 x [N,I,H,W], w [O,I,3,3], H and W
     multiples of 4. Returns a channels_last tensor."""
-    H, W = x.shape[2:]
-    _winograd_register('f43_in', _F43_BT, _F43_BT)
-    _winograd_register('f43_out', np.transpose(_F43_AT), np.transpose(_F43_AT))
+    N, I, H, W = x.shape
+    O = w.shape[0]
     th, tw = H // 4, W // 4
-    return _winograd_products(x, w, np.asarray(_F43_G), ('f43_in', 6, 4, 1, 1, H, W, th, tw),
-        ('f43_out', 4, 4, 0, 0, H, W, th, tw))
-
-def _conv3x3_down2_winograd(x, w, fh, fw):
-    """Equals conv2d_resample(x, w, f=outer(fh, fw), down=2, padding=1) for float32 x [N,I,H,W], w [O,I,3,3],
-    4-tap filter factors fh, fw (tuples), H and W multiples of 8. Returns a channels_last tensor."""
-    H, W = x.shape[2:]
-    (bh, G, A), (bw, _, _) = _winograd_down_axis(fh[::-1]), _winograd_down_axis(fw[::-1]) # the filter convolves
-    name = ('down', fh, fw)
-    _winograd_register(name + ('in',), bh, bw)
-    _winograd_register(name + ('out',), A.T, A.T)
-    th, tw = H // 8, W // 8
-    p0 = 1 + (len(fh) - 1) // 2 # as conv2d_resample pads for padding=1
-    return _winograd_products(x, w, G, (name + ('in',), 8 + len(fh), 8, p0, p0, H, W, th, tw),
-        (name + ('out',), 4, 4, 0, 0, H // 2, W // 2, th, tw))
-
-def _conv3x3_up2_winograd(x, w, fh, fw):
-    """Equals conv2d_resample(x, w, f=outer(fh, fw), up=2, padding=1, flip_weight=False) for float32
-    x [N,I,H,W], w [O,I,3,3], 4-tap filter factors fh, fw (tuples), H and W multiples of 4. Returns a
-    channels_last tensor."""
-    H, W = x.shape[2:]
-    # Transpose of `down` (flip_weight=True) with the reversed filter and the same w, times up**2 = 4.
-    (bh, G, A), (bw, _, _) = _winograd_down_axis(fh), _winograd_down_axis(fw)
-    name = ('up', fh, fw)
-    _winograd_register(name + ('in',), A.T, A.T)
-    _winograd_register(name + ('out',), bh, bw)
-    th, tw = H // 4, W // 4
-    p0 = 1 + (len(fh) - 1) // 2
-    return _winograd_products(x, w, G, (name + ('in',), 4, 4, 0, 0, H, W, th, tw),
-        (name + ('out',), 8 + len(fh), 8, p0, p0, 2 * H, 2 * W, th, tw), gain=4)
-
-def _separable_taps(f):
-    """(fh, fw) tuples of a 4x4 filter f = outer(fh, fw), or None if f is not such a filter."""
-    if f is None or f.ndim != 2 or tuple(f.shape) != (4, 4):
-        return None
-    f = f.detach().to(torch.float64).cpu()
-    rows, cols = f.sum(dim=1), f.sum(dim=0)
-    total = float(f.sum())
-    if total == 0 or not torch.allclose(torch.outer(rows, cols / total), f, rtol=1e-6, atol=1e-7 * float(f.abs().max())):
-        return None
-    return tuple(rows.tolist()), tuple((cols / total).tolist())
+    kin, kw, kout = _winograd_matrices(x.device)
+    # Overlapping 6x6 tiles at stride 4 of the zero-padded input, channels innermost: [36, N*th*tw*I].
+    d = torch.nn.functional.pad(x.permute(0, 2, 3, 1), [0, 0, 1, 1, 1, 1]) # [N, H+2, W+2, I]
+    d = d.unfold(1, 6, 4).unfold(2, 6, 4).permute(4, 5, 0, 1, 2, 3).reshape(36, -1)
+    v = (kin @ d).reshape(36, N * th * tw, I)
+    u = (kw @ w.permute(2, 3, 1, 0).reshape(9, I * O)).reshape(36, I, O)
+    y = torch.bmm(v, u) # [36, tiles, O]
+    y = (kout @ y.reshape(36, -1)).reshape(4, 4, N, th, tw, O)
+    y = y.permute(2, 3, 0, 4, 1, 5).reshape(N, H, W, O)
+    return y.permute(0, 3, 1, 2)
 
 def _conv2d_resample(x, w, f=None, up=1, down=1, padding=0, flip_weight=True):
-    """conv2d_resample.conv2d_resample(), but float32 3x3 convs on CPU (stride 1, or up/down by 2 with a
-    separable 4x4 filter) run the bilinear algorithms above."""
-    if (winograd_cpu and padding == 1 and x.device.type == 'cpu' and x.dtype == torch.float32 and x.ndim == 4
-            and w.shape[2:] == (3, 3)):
-        H, W = x.shape[2:]
-        if up == 1 and down == 1 and H % 4 == 0 and W % 4 == 0 and min(H, W) >= 8:
-            return _conv3x3_winograd(x, w if flip_weight else w.flip([2, 3]))
-        resample = winograd_cpu_resample and (up, down) in [(1, 2), (2, 1)]
-        taps = _separable_taps(f) if resample else None
-        if taps is not None and down == 2 and H % 8 == 0 and W % 8 == 0 and min(H, W) >= 16:
-            return _conv3x3_down2_winograd(x, w if flip_weight else w.flip([2, 3]), *taps)
-        if taps is not None and up == 2 and H % 4 == 0 and W % 4 == 0 and min(H, W) >= 8:
-            return _conv3x3_up2_winograd(x, w.flip([2, 3]) if flip_weight else w, *taps)
-    if (winograd_cpu and x.device.type == 'cpu' and x.dtype == torch.float32 and x.ndim == 4 and w.shape[2:] == (1, 1)
-            and up == 1 and down == 1 and w.shape[0] > x.shape[1]):
-        # Widening 1x1 convs (FromRGB): a channels_last input gives a channels_last output, the layout that the
-        # paths above read fastest (and oneDNN computes this conv faster so, too).
-        x = x.contiguous(memory_format=torch.channels_last)
+    """conv2d_resample.conv2d_resample(), but plain float32 3x3 convs on CPU go through Winograd."""
+    # Below 8x8 the transforms cost more than they save.
+    if (winograd_cpu and up == 1 and down == 1 and padding == 1 and x.device.type == 'cpu' and x.dtype == torch.float32
+            and w.shape[2:] == (3, 3) and x.shape[2] % 4 == 0 and x.shape[3] % 4 == 0 and min(x.shape[2:]) >= 8):
+        return _conv3x3_winograd(x, w if flip_weight else w.flip([2, 3]))
     return conv2d_resample.conv2d_resample(x=x, w=w, f=f, up=up, down=down, padding=padding, flip_weight=flip_weight)
 
 #----------------------------------------------------------------------------

@@ -118,9 +118,7 @@ def test_discs8_failed_write_leaves_nothing(monkeypatch):
 import gzip
 import shutil
 
-MNIST_DIR = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'shared', 'data', 'mnist')
-if not os.path.isdir(MNIST_DIR): # the project checkout sits beside shared/
-    MNIST_DIR = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data', 'mnist')
+MNIST_DIR = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'shared', 'data', 'mnist') # beside the checkout
 needs_mnist = pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason='no local MNIST files (shared/data/mnist)')
 
 def _file_url(path):
