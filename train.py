@@ -138,7 +138,7 @@ def setup_training_loop_kwargs(
     device_type=None, world_size=None,
     # Loss objective and SOM discriminator heads (see _setup_som_and_loss).
     loss=None, som_d=None, som_topo=None, som_sigma_start=None, som_sigma_end=None, som_share=None,
-    som_normalize=None,
+    som_normalize=None, som_g_weights=None,
     # Discriminator head (see _setup_d_head).
     d_head=None,
     # Self-attention blocks and D's spectral normalisation (see _setup_attention_sn).
@@ -383,7 +383,8 @@ def setup_training_loop_kwargs(
 
     # Loss objective and SOM heads: after every option that shapes D_kwargs, because --som-share=none wraps them.
     desc = _setup_som_and_loss(args, desc, gamma=gamma, loss=loss, som_d=som_d, som_topo=som_topo,
-        som_sigma_start=som_sigma_start, som_sigma_end=som_sigma_end, som_share=som_share, som_normalize=som_normalize)
+        som_sigma_start=som_sigma_start, som_sigma_end=som_sigma_end, som_share=som_share, som_normalize=som_normalize,
+        som_g_weights=som_g_weights)
 
     # Whether --resume continues its run: last, once every option has shaped G_kwargs and D_kwargs (the
     # pickle's recorded kwargs are compared with the final ones).
@@ -568,9 +569,10 @@ def _setup_attention_sn(args, desc, g_attn=None, d_attn=None, d_sn=None):
 # Loss objective (--loss) and self-organising multi-head discriminator (--som-*).
 
 SOM_SHARE = ('trunk', 'none')
+SOM_G_WEIGHTS_DEFAULT = 'neighbourhood' # DESIGN.md's 'mean' lost modes on ring8 (bench/RESULTS.md)
 
 def _setup_som_and_loss(args, desc, gamma=None, loss=None, som_d=None, som_topo=None, som_sigma_start=None,
-        som_sigma_end=None, som_share=None, som_normalize=None):
+        som_sigma_end=None, som_share=None, som_normalize=None, som_g_weights=None):
     """Fill loss_kwargs.objective and the objective's default regularisers, and for --som-d=K > 1 the K heads
     of D (D_kwargs.num_heads) and their map (loss_kwargs.som_kwargs, every value explicit). Returns the new
     run description."""
@@ -598,7 +600,7 @@ def _setup_som_and_loss(args, desc, gamma=None, loss=None, som_d=None, som_topo=
     _check(som_d >= 1, f'--som-d must be at least 1, got {som_d}')
     if som_d == 1:
         for flag, value in [('--som-topo', som_topo), ('--som-sigma-start', som_sigma_start),
-                ('--som-sigma-end', som_sigma_end), ('--som-normalize', som_normalize)]:
+                ('--som-sigma-end', som_sigma_end), ('--som-normalize', som_normalize), ('--som-g-weights', som_g_weights)]:
             _check(value is None, f'{flag} needs several SOM heads: give --som-d of 2 or more')
     else:
         topo = 'grid' if som_topo is None else som_topo
@@ -615,7 +617,8 @@ def _setup_som_and_loss(args, desc, gamma=None, loss=None, som_d=None, som_topo=
         _check(sigma_start > 0, f'--som-sigma-start must be positive, got {sigma_start}')
         args.D_kwargs.num_heads = som_d
         args.loss_kwargs.som_kwargs = dnnlib.EasyDict(num_heads=som_d, topology=topo, sigma_start=sigma_start,
-            sigma_end=sigma_end, normalize=(True if som_normalize is None else bool(som_normalize)))
+            sigma_end=sigma_end, normalize=(True if som_normalize is None else bool(som_normalize)),
+            g_weights=(SOM_G_WEIGHTS_DEFAULT if som_g_weights is None else som_g_weights))
         desc += f'-som{som_d}{topo}'
 
     som_share = 'trunk' if som_share is None else som_share
@@ -846,6 +849,7 @@ def _augpipe_names():
 @click.option('--som-sigma-start', help='Neighbourhood width at the start [default: half the map\'s diameter]', type=float, metavar='FLOAT')
 @click.option('--som-sigma-end', help='Neighbourhood width at the end of --kimg, reached exponentially [default: 0.3]', type=float, metavar='FLOAT')
 @click.option('--som-normalize', help='Give every head the same total weight on reals (mean 1 per head over the batch); without it one head tends to win every real [default: true]', type=bool, metavar='BOOL')
+@click.option('--som-g-weights', help='How G\'s loss weighs the heads: mean (all alike), neighbourhood (per fake, the heads around its own best-matching head) [default: %s]' % SOM_G_WEIGHTS_DEFAULT, type=click.Choice(['mean', 'neighbourhood']))
 @click.option('--som-share',    help='trunk: K heads on one shared D trunk; none: K complete discriminators [default: trunk]', type=click.Choice(list(SOM_SHARE)))
 @click.option('--d-head',       help='D head: cmap (StyleGAN2\'s label projection), projection (Miyato & Koyama), linear [default: cmap with --cond=1, else linear]', type=click.Choice(list(D_HEADS)))
 

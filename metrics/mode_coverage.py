@@ -37,7 +37,6 @@ These metrics run on rank 0 only; the sample counts are small.
 import copy
 import gzip
 import hashlib
-import itertools
 import os
 import struct
 import time
@@ -49,22 +48,11 @@ import torch.nn.functional as F
 
 import dnnlib
 from stylegan_som import legacy
+from stylegan_som.dataset_points import TOYS
 from . import metric_utils
 
 #----------------------------------------------------------------------------
-# 2-D toys.
-
-def ring8_means():
-    angles = 2 * np.pi * np.arange(8) / 8
-    return np.stack([np.cos(angles), np.sin(angles)], axis=1)
-
-def grid25_means():
-    return np.array(list(itertools.product(range(-4, 5, 2), repeat=2)), dtype=np.float64)
-
-TOYS = {
-    'ring8':  dict(means=ring8_means(), std=0.01),
-    'grid25': dict(means=grid25_means(), std=0.05),
-}
+# 2-D toys: scored against the means and std (TOYS) the training data (--data=ring8|grid25) is drawn from.
 
 def kl_to_uniform(counts):
     """KL(counts / sum || uniform over len(counts)); NaN for an empty histogram."""

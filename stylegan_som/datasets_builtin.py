@@ -93,10 +93,14 @@ def discs8_labels(per_mode=DISCS8_PER_MODE, seed=DISCS8_SEED):
 
 def write_discs8(dest, per_mode=DISCS8_PER_MODE, seed=DISCS8_SEED):
     """Write discs8 to the zip `dest` in upstream's dataset_tool layout, atomically (temporary file + rename)."""
+    labels = discs8_labels(per_mode, seed)
+    _write_png_zip(dest, discs8_images(labels, seed), labels, class_names=DISCS8_CLASSES)
+
+def _write_png_zip(dest, images, labels, **extra_json):
+    """uint8 images [N, H, W(, C)] and int labels -> `dest` in dataset_tool's zip layout (dataset.json holds the
+    labels and any `extra_json` keys), written atomically: a temporary file renamed when complete."""
     import PIL.Image
     from .dataset_tool import _ZipDest # its temp-file-then-rename writer
-    labels = discs8_labels(per_mode, seed)
-    images = discs8_images(labels, seed)
     out = _ZipDest(dest)
     ok = False
     try:
@@ -107,7 +111,7 @@ def write_discs8(dest, per_mode=DISCS8_PER_MODE, seed=DISCS8_SEED):
             PIL.Image.fromarray(img).save(buf, format='png', compress_level=1) # mostly black: 1/6 the size, as fast
             out.write(name, buf.getvalue())
             meta.append([name, int(label)])
-        out.write('dataset.json', json.dumps(dict(labels=meta, class_names=DISCS8_CLASSES)))
+        out.write('dataset.json', json.dumps(dict(labels=meta, **extra_json)))
         ok = True
     finally:
         out.finish(ok)
@@ -220,29 +224,14 @@ def stacked_mnist_images(digits, labels, picks):
 
 def write_stacked_mnist(dest, mnist_dir, num_images=None, seed=STACKED_MNIST_SEED):
     """Write stacked MNIST to the zip `dest` (upstream's dataset_tool layout, triple labels), atomically."""
-    import PIL.Image
     from .dataset_sources import IdxSource, find_idx
-    from .dataset_tool import _ZipDest
     found = find_idx(mnist_dir)
     if found is None or found[1] is None:
         raise DatasetError(f'No MNIST training images and labels (train-images-idx3-ubyte[.gz] etc.) in {mnist_dir}')
     digits = IdxSource.read_idx(found[0], 3)
     labels = IdxSource.read_idx(found[1], 1).astype(np.int64)
     images, triples = stacked_mnist_images(digits, labels, stacked_mnist_digits(len(labels), num_images, seed))
-    out = _ZipDest(dest)
-    ok = False
-    try:
-        meta = []
-        for idx, (img, label) in enumerate(zip(images, triples)):
-            name = f'{idx // 1000:05d}/img{idx:08d}.png'
-            buf = io.BytesIO()
-            PIL.Image.fromarray(img).save(buf, format='png', compress_level=1)
-            out.write(name, buf.getvalue())
-            meta.append([name, int(label)])
-        out.write('dataset.json', json.dumps(dict(labels=meta)))
-        ok = True
-    finally:
-        out.finish(ok)
+    _write_png_zip(dest, images, triples)
 
 def stacked_mnist_cache_path():
     return dnnlib.make_cache_dir_path('datasets', f'stacked-mnist-v{STACKED_MNIST_VERSION}', 'stacked-mnist.zip')

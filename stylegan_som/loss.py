@@ -54,14 +54,19 @@ class StyleGAN2Loss(Loss):
 
     SOM heads, per accumulation round: each real x_n picks its best-matching head b(n) = argmax_k D_k(x_n), and
     head k weighs that real's term by h_k(n) = exp(-d(k, b(n))^2 / (2 sigma^2)) on the heads' map; sigma shrinks
-    over training (set_progress). D's loss is (1/K) sum_k [mean_n h_k(n) l_real + mean_m l_fake], G's is the mean
-    over heads. Weights apply only to the main real term, never to the regularisers.
+    over training (set_progress). D's loss is (1/K) sum_k [mean_n h_k(n) l_real + mean_m l_fake]. G's loss weighs
+    each fake's heads by the neighbourhood of that fake's own best-matching head (g_weights='neighbourhood',
+    som.generator_weights), or takes the plain mean over heads (g_weights='mean', DESIGN.md's rule); with one head
+    both are the plain loss. Weights apply only to the main terms, never to the regularisers.
     som_kwargs: num_heads (checked against D's output; default: whatever D returns), topology ('grid',
     'linear' or 'circular'; default 'grid'), sigma_start (default: half the map's diameter), sigma_end (0.3),
     normalize (default True: rescale each head's weights to mean 1 over the round's reals, see
     som.neighbourhood_weights. Without it a head that wins no reals gets almost no real signal but full fake
     signal, learns to reject everything and never wins again: in CPU runs one head won every real within a
-    kimg. The SOMGAN paper's own small-network code normalises over the batch too).
+    kimg. The SOMGAN paper's own small-network code normalises over the batch too), g_weights (default
+    'neighbourhood': heads become experts of their modes, and the mean over heads asks every fake to pass the
+    experts of all modes at once, which pulls fakes off the modes; on ring8 it kept 5 of 8 modes where the
+    neighbourhood rule kept 8, see bench/RESULTS.md).
 
     Regularisers on D with K heads (R1 with r1_gamma, the WGAN-GP penalty with gp_weight) take one gradient per
     sample of one randomly chosen head, so their expectation is the mean of the K per-head penalties at the cost
@@ -90,9 +95,11 @@ class StyleGAN2Loss(Loss):
     # SOM heads. Nothing here is training state: sigma follows from (cur_nimg, total_nimg).
 
     def _init_som(self, num_heads=None, topology='grid', sigma_start=None, sigma_end=som.DEFAULT_SIGMA_END,
-            normalize=True):
+            normalize=True, g_weights='neighbourhood'):
         if topology not in som.TOPOLOGIES:
             raise ValueError(f'som_kwargs.topology: unknown topology {topology!r}; choose from {", ".join(som.TOPOLOGIES)}')
+        if g_weights not in som.G_WEIGHTINGS:
+            raise ValueError(f'som_kwargs.g_weights: unknown value {g_weights!r}; choose from {", ".join(som.G_WEIGHTINGS)}')
         for name, value in [('sigma_start', sigma_start), ('sigma_end', sigma_end)]:
             if value is not None and not value > 0:
                 raise ValueError(f'som_kwargs.{name} must be positive, got {value}')
@@ -101,6 +108,7 @@ class StyleGAN2Loss(Loss):
         self.som_sigma_start = sigma_start
         self.som_sigma_end = sigma_end
         self.som_normalize = bool(normalize)
+        self.som_g_weights = g_weights
         self._som_distances = None # [K, K] on self.device, built for the first K seen
         self._som_progress = (0, 1)
         if num_heads is not None:
@@ -134,6 +142,13 @@ class StyleGAN2Loss(Loss):
         if num_heads == 1:
             return None
         return som.neighbourhood_weights(real_logits, distances, self.som_sigma(num_heads), normalize=self.som_normalize)
+
+    def _fake_weights(self, gen_logits):
+        """Weights [N, K] of the heads in G's loss, or None for the plain mean over heads."""
+        num_heads = gen_logits.shape[1]
+        if num_heads == 1 or self.som_g_weights == 'mean':
+            return None
+        return som.generator_weights(gen_logits, self._som_map(num_heads), self.som_sigma(num_heads))
 
     def after_optimizer_step(self, phase):
         # WGAN's Lipschitz constraint by clipping, after every optimizer step that changed D.
@@ -198,21 +213,27 @@ class StyleGAN2Loss(Loss):
         obj = self.objective
         couples = obj.couples # the objective compares reals with fakes (batch means, softmax over the batch)
 
-        # G: the objective's G loss on D's logits for fakes, mean over heads (for stylegan2: softplus(-x)).
+        # G: the objective's G loss on D's logits for fakes (for stylegan2: softplus(-x)), weighted over the heads.
         if do_Gmain:
             gen_img, _ = self.run_G(gen_z, gen_c, sync=(sync and not do_Gpl)) # the pl pass syncs G if it follows
             gen_logits = self.run_D(gen_img, gen_c, sync=False)
             training_stats.report('Loss/scores/fake', gen_logits)
             training_stats.report('Loss/signs/fake', gen_logits.sign())
+            g_weights = self._fake_weights(gen_logits) # [N, K], or None: mean over heads
             if couples:
                 with torch.no_grad(): # D is not trained here: its logits for reals are constants of G's loss
                     real_logits = self.run_D(real_img, real_c, sync=False)
-                loss_Gmain = obj.g_fake(gen_logits, real_logits).mean(0) # [K]: per-head loss
+                loss_Gmain = obj.g_fake(gen_logits, real_logits)
+                if g_weights is not None:
+                    loss_Gmain = loss_Gmain * g_weights
+                loss_Gmain = loss_Gmain.mean(0) # [K]: per-head loss
                 loss_Greal = obj.g_real(real_logits, gen_logits)
                 if loss_Greal is not None:
                     loss_Gmain = loss_Gmain + loss_Greal.mean(0)
             else:
                 loss_Gmain = obj.g_fake(gen_logits) # [N, K]: per sample and head
+                if g_weights is not None:
+                    loss_Gmain = loss_Gmain * g_weights
             training_stats.report('Loss/G/loss', loss_Gmain)
             loss_Gmain.mean().mul(gain).backward()
 

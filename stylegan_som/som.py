@@ -10,6 +10,9 @@ import torch
 
 TOPOLOGIES = ('grid', 'linear', 'circular')
 
+# How G's loss combines the heads: their plain mean, or per fake the heads around its best-matching head.
+G_WEIGHTINGS = ('mean', 'neighbourhood')
+
 #----------------------------------------------------------------------------
 
 def _check_num_heads(num_heads):
@@ -104,6 +107,16 @@ def neighbourhood_weights(logits, distances, sigma, normalize=False):
     if normalize:
         log_h = log_h - (log_h.logsumexp(dim=0, keepdim=True) - math.log(logits.shape[0]))
     return torch.exp(log_h).to(logits.dtype)
+
+def generator_weights(logits, distances, sigma):
+    """Weights [N, K] of the heads in G's loss when each fake is judged by its own neighbourhood:
+    w[m, k] = K * h_k(b(m)) / sum_j h_j(b(m)), with b(m) the fake's best-matching head. Each row sums to K,
+    so mean_k w[m, k] * l[m, k] keeps the scale of the plain mean over heads (which is w = 1, and what one head
+    gives). No gradient flows through the weights."""
+    if logits.shape[1] == 1:
+        return torch.ones_like(logits)
+    h = neighbourhood_weights(logits, distances, sigma)
+    return (h * (logits.shape[1] / h.sum(dim=1, keepdim=True))).to(logits.dtype)
 
 def bmu_occupancy(logits):
     """Share of the samples each head wins: [N, K] -> [K], sums to 1."""

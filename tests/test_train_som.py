@@ -28,6 +28,7 @@ BAD = [
     (dict(som_topo='linear'), '--som-topo needs several SOM heads'),
     (dict(som_sigma_end=0.5), '--som-sigma-end needs several SOM heads'),
     (dict(som_normalize=True), '--som-normalize needs several SOM heads'),
+    (dict(som_g_weights='mean'), '--som-g-weights needs several SOM heads'),
     (dict(som_d=4, som_sigma_end=0.0), '--som-sigma-end must be positive'),
     (dict(som_d=4, som_sigma_start=-1.0), '--som-sigma-start must be positive'),
     (dict(loss='vanilla'), '--loss: unknown loss'),
@@ -47,10 +48,11 @@ def test_som_options(folder):
     assert args.D_kwargs.num_heads == 4
     som = args.loss_kwargs.som_kwargs
     assert som == dict(num_heads=4, topology='grid', sigma_start=pytest.approx(2 ** 0.5 / 2), sigma_end=0.3,
-        normalize=True)
-    _desc, args = _setup(folder, som_d=5, som_topo='circular', som_sigma_start=2.0, som_sigma_end=0.1, som_normalize=True)
+        normalize=True, g_weights='neighbourhood')
+    _desc, args = _setup(folder, som_d=5, som_topo='circular', som_sigma_start=2.0, som_sigma_end=0.1, som_normalize=True,
+        som_g_weights='mean')
     assert args.loss_kwargs.som_kwargs == dict(num_heads=5, topology='circular', sigma_start=2.0, sigma_end=0.1,
-        normalize=True)
+        normalize=True, g_weights='mean')
     # A plain run stays plain: upstream's D kwargs, no SOM settings.
     desc, args = _setup(folder)
     assert 'num_heads' not in args.D_kwargs and 'som_kwargs' not in args.loss_kwargs

@@ -181,14 +181,13 @@ def _norm(batch_norm, channels):
 #----------------------------------------------------------------------------
 # DCGAN (the "standard CNN" of the SNGAN paper).
 
-@persistence.persistent_class
-class DCGANSynthesis(torch.nn.Module):
-    """ws [N, 1, w_dim] -> linear -> r0 x r0 map -> 4x4 stride-2 transposed convolutions (batch norm, ReLU) up to
-    img_resolution -> 3x3 convolution -> tanh. r0 = start_resolution(img_resolution) (4 for 32, 7 for 28)."""
+class _ConvSynthesisBase(torch.nn.Module):
+    """What the convolutional synthesis networks share: ws [N, 1, w_dim] -> linear `fc` -> r0 x r0 map, doubled
+    up to img_resolution by the subclass's blocks, optional attention after the layers of attn_resolutions."""
 
-    def __init__(self, w_dim, img_resolution, img_channels, channel_base=2048, channel_max=512, batch_norm=True,
-            attn_resolutions=[], attn_kwargs={}, output_activation='tanh'):
-        super().__init__()
+    def _init_layout(self, w_dim, img_resolution, img_channels, channel_base, channel_max, attn_resolutions,
+            output_activation):
+        """Set the shape attributes and `fc`; returns the channels-per-resolution function."""
         self.w_dim = w_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
@@ -200,9 +199,23 @@ class DCGANSynthesis(torch.nn.Module):
             self.block_resolutions.append(self.r0 * 2 ** (len(self.block_resolutions) + 1))
         self.attn_resolutions = _check_attn(attn_resolutions, [self.r0] + self.block_resolutions, 'generator')
         channels = _channels(channel_base, channel_max)
+        self.fc = torch.nn.Linear(w_dim, channels(self.r0) * self.r0 * self.r0)
+        return channels
 
+    def _attend(self, x, res):
+        return getattr(self, f'attn{res}')(x) if res in self.attn_resolutions else x
+
+@persistence.persistent_class
+class DCGANSynthesis(_ConvSynthesisBase):
+    """ws [N, 1, w_dim] -> linear -> r0 x r0 map -> 4x4 stride-2 transposed convolutions (batch norm, ReLU) up to
+    img_resolution -> 3x3 convolution -> tanh. r0 = start_resolution(img_resolution) (4 for 32, 7 for 28)."""
+
+    def __init__(self, w_dim, img_resolution, img_channels, channel_base=2048, channel_max=512, batch_norm=True,
+            attn_resolutions=[], attn_kwargs={}, output_activation='tanh'):
+        super().__init__()
+        channels = self._init_layout(w_dim, img_resolution, img_channels, channel_base, channel_max,
+            attn_resolutions, output_activation)
         cin = channels(self.r0)
-        self.fc = torch.nn.Linear(w_dim, cin * self.r0 * self.r0)
         self.fc_norm = _norm(batch_norm, cin)
         for res in self.block_resolutions:
             setattr(self, f'up{res}', torch.nn.ConvTranspose2d(cin, channels(res), 4, stride=2, padding=1))
@@ -211,9 +224,6 @@ class DCGANSynthesis(torch.nn.Module):
         self.torgb = torch.nn.Conv2d(cin, img_channels, 3, padding=1)
         for res in self.attn_resolutions: # last, so that adding attention leaves the other initial weights alone
             setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
-
-    def _attend(self, x, res):
-        return getattr(self, f'attn{res}')(x) if res in self.attn_resolutions else x
 
     def forward(self, ws, **_unused):
         misc.assert_shape(ws, [None, self.num_ws, self.w_dim])
@@ -325,26 +335,15 @@ class ResBlockDown(torch.nn.Module):
         return h + s
 
 @persistence.persistent_class
-class ResNetSynthesis(torch.nn.Module):
+class ResNetSynthesis(_ConvSynthesisBase):
     """ws [N, 1, w_dim] -> linear -> r0 x r0 map -> up blocks to img_resolution -> BN-ReLU-conv3x3 -> tanh."""
 
     def __init__(self, w_dim, img_resolution, img_channels, channel_base=8192, channel_max=256, batch_norm=True,
             attn_resolutions=[], attn_kwargs={}, output_activation='tanh'):
         super().__init__()
-        self.w_dim = w_dim
-        self.img_resolution = img_resolution
-        self.img_channels = img_channels
-        self.num_ws = 1
-        self.output_activation = output_activation
-        self.r0 = start_resolution(img_resolution)
-        self.block_resolutions = []
-        while self.r0 * 2 ** len(self.block_resolutions) < img_resolution:
-            self.block_resolutions.append(self.r0 * 2 ** (len(self.block_resolutions) + 1))
-        self.attn_resolutions = _check_attn(attn_resolutions, [self.r0] + self.block_resolutions, 'generator')
-        channels = _channels(channel_base, channel_max)
-
+        channels = self._init_layout(w_dim, img_resolution, img_channels, channel_base, channel_max,
+            attn_resolutions, output_activation)
         cin = channels(self.r0)
-        self.fc = torch.nn.Linear(w_dim, cin * self.r0 * self.r0)
         for res in self.block_resolutions:
             setattr(self, f'b{res}', ResBlockUp(cin, channels(res), up=True, batch_norm=batch_norm))
             cin = channels(res)
@@ -352,9 +351,6 @@ class ResNetSynthesis(torch.nn.Module):
         self.torgb = torch.nn.Conv2d(cin, img_channels, 3, padding=1)
         for res in self.attn_resolutions: # last, so that adding attention leaves the other initial weights alone
             setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
-
-    def _attend(self, x, res):
-        return getattr(self, f'attn{res}')(x) if res in self.attn_resolutions else x
 
     def forward(self, ws, **_unused):
         misc.assert_shape(ws, [None, self.num_ws, self.w_dim])

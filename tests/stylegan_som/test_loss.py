@@ -270,6 +270,32 @@ def test_normalized_weights_in_D_gradient():
         ((h * sp(-r)).mean(0) + sp(f).mean(0)).mean().backward()
     _assert_close(got, _grads(D, direct))
 
+@pytest.mark.parametrize('name', ['stylegan2', 'rahinge'])
+def test_generator_loss_weighted_by_each_fakes_neighbourhood(name):
+    som_kwargs = dict(num_heads=2, topology='linear', sigma_start=SIGMA_HALF, sigma_end=SIGMA_HALF, g_weights='neighbourhood')
+    G, D, loss, z, c, real = _setup(num_heads=2, seed=0, objective=name, som_kwargs=som_kwargs)
+    got = _grads(G, lambda: loss.accumulate_gradients('Gmain', real, c, z, c, sync=True, gain=1.0))
+    with torch.no_grad():
+        bmu = D(G.synthesis(G.mapping(z, c)), c).argmax(1)
+    assert 0 < int(bmu.sum()) < 6, 'the case should use both heads'
+    w = torch.where(torch.nn.functional.one_hot(bmu, 2) == 1, 1.0, 0.5) * (2 / 1.5) # by hand: 1 and 1/2, rows sum to K
+    obj = plugins.LOSSES.build(name)
+    def direct():
+        r, f = D(real, c).detach(), D(G.synthesis(G.mapping(z, c)), c)
+        if obj.couples:
+            ((w * obj.g_fake(f, r)).mean(0) + obj.g_real(r, f).mean(0)).mean().backward()
+        else:
+            (w * obj.g_fake(f)).mean().backward()
+    _assert_close(got, _grads(G, direct))
+    # The weighting changes G's gradient (else this test could not fail), and one head is left exactly plain.
+    plain = _setup(num_heads=2, seed=0, objective=name, som_kwargs=dict(som_kwargs, g_weights='mean'))
+    assert any(not torch.allclose(a, b) for a, b in zip(got, _grads(plain[0], lambda: plain[2].accumulate_gradients('Gmain', real, c, z, c, sync=True, gain=1.0))))
+    one = [_setup(seed=2, objective=name, som_kwargs=dict(g_weights=g)) for g in ('neighbourhood', 'mean')]
+    grads = [_grads(G1, lambda: l1.accumulate_gradients('Gmain', r1, c1, z1, c1, sync=True, gain=1.0)) for G1, _, l1, z1, c1, r1 in one]
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+    with pytest.raises(ValueError, match='som_kwargs.g_weights'):
+        _setup(num_heads=2, som_kwargs=dict(g_weights='bmu'))
+
 @pytest.mark.parametrize('name', ['softmax', 'wgan-gp'])
 def test_objectives_with_stylegan2_projection_heads(name):
     # The real networks: a tiny StyleGAN2 G and D, D with 4 conditional projection heads on its trunk, for a

@@ -97,3 +97,16 @@ def test_normalized_weights_have_mean_one_per_head():
     h = som.neighbourhood_weights(logits, som.topology_distances(25, 'grid'), sigma=0.05, normalize=True)
     assert torch.isfinite(h).all() and torch.allclose(h.mean(0), torch.ones(25))
     assert torch.equal(som.neighbourhood_weights(torch.randn(3, 1), torch.zeros(1, 1), 0.3, normalize=True), torch.ones(3, 1))
+
+def test_generator_weights_follow_each_fakes_own_neighbourhood():
+    # Fakes' BMUs 0 and 3 on a 2 x 2 grid at sigma 1: rows h(b) rescaled to sum K = 4.
+    logits = torch.tensor([[3.0, 1, 0, 0], [0, 0, 0, 5]], requires_grad=True)
+    w = som.generator_weights(logits, som.topology_distances(4, 'grid'), sigma=1.0)
+    e1, e2 = math.exp(-0.5), math.exp(-1.0)
+    row = torch.tensor([1, e1, e1, e2])
+    assert torch.allclose(w[0], 4 * row / row.sum()) and torch.allclose(w[1], 4 * row.flip(0) / row.sum())
+    assert not w.requires_grad
+    # Narrow sigma: the BMU alone (weight K); wide sigma: every head alike (weight 1, the plain mean).
+    assert torch.allclose(som.generator_weights(logits, som.topology_distances(4, 'grid'), 0.01)[0], torch.tensor([4.0, 0, 0, 0]))
+    assert torch.allclose(som.generator_weights(logits, som.topology_distances(4, 'grid'), 1e4), torch.ones(2, 4))
+    assert torch.equal(som.generator_weights(torch.randn(3, 1), torch.zeros(1, 1), 0.3), torch.ones(3, 1))
