@@ -63,10 +63,11 @@ class StyleGAN2Loss(Loss):
     normalize (default True: rescale each head's weights to mean 1 over the round's reals, see
     som.neighbourhood_weights. Without it a head that wins no reals gets almost no real signal but full fake
     signal, learns to reject everything and never wins again: in CPU runs one head won every real within a
-    kimg. The SOMGAN paper's own small-network code normalises over the batch too), g_weights (default
-    'neighbourhood': heads become experts of their modes, and the mean over heads asks every fake to pass the
-    experts of all modes at once, which pulls fakes off the modes; on ring8 it kept 5 of 8 modes where the
-    neighbourhood rule kept 8, see bench/RESULTS.md).
+    kimg. The SOMGAN paper's own small-network code normalises over the batch too), g_weights (default 'mean').
+    Which rule wins depends on the setting (bench/RESULTS.md): on the 2-D toys with MLPs the mean lost modes (ring8:
+    5 of 8, each fake is asked to pass the experts of every mode at once) where the neighbourhood rule kept 8; on
+    the discs8 image demo with StyleGAN2 the neighbourhood rule let G crowd into a few modes (a fake need only
+    please its best head) and the mean did better. train.py picks it per config (--som-g-weights).
 
     Regularisers on D with K heads (R1 with r1_gamma, the WGAN-GP penalty with gp_weight) take one gradient per
     sample of one randomly chosen head, so their expectation is the mean of the K per-head penalties at the cost
@@ -95,7 +96,7 @@ class StyleGAN2Loss(Loss):
     # SOM heads. Nothing here is training state: sigma follows from (cur_nimg, total_nimg).
 
     def _init_som(self, num_heads=None, topology='grid', sigma_start=None, sigma_end=som.DEFAULT_SIGMA_END,
-            normalize=True, g_weights='neighbourhood'):
+            normalize=True, g_weights='mean'):
         if topology not in som.TOPOLOGIES:
             raise ValueError(f'som_kwargs.topology: unknown topology {topology!r}; choose from {", ".join(som.TOPOLOGIES)}')
         if g_weights not in som.G_WEIGHTINGS:
