@@ -109,6 +109,9 @@ def run_one(job):
     try:
         _desc, args = train.setup_training_loop_kwargs(data=job['dataset'], cfg=cfg, seed=job['seed'], kimg=job['kimg'],
             metrics=[], som_d=job['k'], som_topo=job['topo'], loss=job['loss'], snap=10**9, tick=job['tick'])
+        # The pool's workers are daemonic processes, which may not start DataLoader workers of their own: load
+        # images in-process (2-D points do so anyway).
+        args.data_loader_kwargs.num_workers = 0
         apply_set(args, job['overrides'])
         args.run_dir = out_dir
         training_stats.init_multiprocessing(rank=0, sync_device=None)

@@ -57,6 +57,19 @@ def setup_snapshot_image_grid(training_set, random_seed=0):
     images, labels = zip(*[training_set[i] for i in grid_indices])
     return (gw, gh), np.stack(images), np.stack(labels)
 
+def print_network_summaries(G, D, batch_size, device):
+    """Print G's and D's layer tables, leaving both networks exactly as they were. The pass runs in eval mode: in
+    training mode it would move G's w_avg and batch-norm statistics by a dummy batch (upstream feeds torch.empty,
+    whose uninitialised memory can hold NaN, which then never leaves a batch-norm G's running statistics) and
+    advance D's spectral-norm power iteration on this rank only."""
+    modes = G.training, D.training
+    z = torch.zeros([batch_size, G.z_dim], device=device)
+    c = torch.zeros([batch_size, G.c_dim], device=device)
+    img = misc.print_module_summary(G.eval(), [z, c])
+    misc.print_module_summary(D.eval(), [img, c])
+    G.train(modes[0])
+    D.train(modes[1])
+
 def save_image_grid(img, fname, drange, grid_size):
     lo, hi = drange
     img = np.asarray(img, dtype=np.float32)
@@ -290,14 +303,7 @@ def training_loop(
     # --- end attach
 
     if rank == 0:
-        z = torch.empty([batch_gpu, G.z_dim], device=device)
-        c = torch.empty([batch_gpu, G.c_dim], device=device)
-        img = misc.print_module_summary(G, [z, c])
-        # D in eval mode: a training-mode call would advance spectral normalisation's power iteration on this
-        # rank only (breaking exact resume and the ranks' agreement).
-        misc.print_module_summary(D.eval(), [img, c])
-        D.train()
-        del z, c, img
+        print_network_summaries(G, D, batch_gpu, device)
 
     # Augmentation.
     if rank == 0:

@@ -308,3 +308,25 @@ def test_stylegan2_loss_matches_direct_formulas():
         loss.accumulate_gradients('Gfoo', real, c, z, c, sync=True, gain=1.0)
 
 #----------------------------------------------------------------------------
+
+#----------------------------------------------------------------------------
+# The layer tables printed at the start leave the networks untouched.
+
+def test_network_summaries_leave_networks_as_they_were(capsys):
+    import dnnlib
+    from stylegan_som.training_loop import print_network_summaries
+    torch.manual_seed(0)
+    # A batch-norm G (dcgan) and a spectral-norm D with 4 heads: a training-mode pass would move G's running
+    # statistics and D's power-iteration vectors.
+    G = dnnlib.util.construct_class_by_name(class_name='stylegan_som.networks.dcgan.Generator', z_dim=8, w_dim=8,
+        c_dim=0, img_resolution=16, img_channels=3, synthesis_kwargs=dict(channel_base=64, channel_max=16)).train()
+    D = dnnlib.util.construct_class_by_name(class_name='stylegan_som.networks.dcgan.Discriminator', c_dim=0,
+        img_resolution=16, img_channels=3, channel_base=64, channel_max=16, num_heads=4).train()
+    before = [(k, v.clone()) for net in (G, D) for k, v in net.state_dict().items()]
+    print_network_summaries(G, D, batch_size=4, device=torch.device('cpu'))
+    after = [(k, v) for net in (G, D) for k, v in net.state_dict().items()]
+    assert [k for k, _ in before] == [k for k, _ in after]
+    changed = [k for (k, a), (_, b) in zip(before, after) if not torch.equal(a, b)]
+    assert changed == [], changed
+    assert G.training and D.training
+    assert 'Generator' in capsys.readouterr().out
