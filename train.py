@@ -444,6 +444,13 @@ def _arch_of(arch, cfg):
         return arch
     return SMALL_CFGS[cfg]['arch'] if cfg in SMALL_CFGS else 'stylegan2'
 
+def use_builtin_mnist_for_metrics():
+    """Point modes_stacked_mnist's digit classifier at the MNIST files the built-in stacked-MNIST set was made from,
+    unless SGSOM_MNIST_DIR already names a folder."""
+    if not os.environ.get('SGSOM_MNIST_DIR'):
+        from stylegan_som import datasets_builtin
+        os.environ['SGSOM_MNIST_DIR'] = datasets_builtin.idx_dataset_dir('mnist')
+
 def _setup_backbone(args, desc, arch=None, cfg=None, metrics=None, aug=None, cbase=None, cmax=None, map_depth=None,
         mbstd_group=None, freezed=None, nhwc=None, mirror=None, workers=None):
     """Swap in a small backbone (--arch=dcgan|resnet|mlp, or the default of --cfg=toy / stacked-mnist), and set
@@ -461,9 +468,8 @@ def _setup_backbone(args, desc, arch=None, cfg=None, metrics=None, aug=None, cba
     if metrics is None and (cfg in SMALL_CFGS or points): # the dataset's mode-coverage metric
         toy_metric = {'ring8': 'modes_ring8', 'grid25': 'modes_grid25', 'stacked-mnist': 'modes_stacked_mnist'}
         args.metrics = [toy_metric[data_name]] if data_name in toy_metric else []
-    if 'modes_stacked_mnist' in args.metrics and data_name == 'stacked-mnist' and not os.environ.get('SGSOM_MNIST_DIR'):
-        from stylegan_som import datasets_builtin # the digits the built-in set was made from train the classifier
-        os.environ['SGSOM_MNIST_DIR'] = datasets_builtin.idx_dataset_dir('mnist')
+    if 'modes_stacked_mnist' in args.metrics and data_name == 'stacked-mnist':
+        use_builtin_mnist_for_metrics()
     if points or (aug is None and SMALL_CFGS.get(cfg, {}).get('aug') == 'noaug'):
         for key in ('augment_kwargs', 'ada_target', 'augment_p'):
             args.pop(key, None)

@@ -127,9 +127,8 @@ def run_one(job):
         snaps = sorted(f for f in os.listdir(out_dir) if f.startswith('network-snapshot-'))
         with open(os.path.join(out_dir, snaps[-1]), 'rb') as f:
             G = legacy.load_network_pkl(f)['G_ema']
-        if metric == 'modes_stacked_mnist' and not os.environ.get('SGSOM_MNIST_DIR'):
-            from stylegan_som import datasets_builtin # the digits the built-in set was made from train the classifier
-            os.environ['SGSOM_MNIST_DIR'] = datasets_builtin.idx_dataset_dir('mnist')
+        if metric == 'modes_stacked_mnist':
+            train.use_builtin_mnist_for_metrics()
         torch.manual_seed(job['seed']) # the metric's latents
         result = metric_main.calc_metric(metric=metric, G=G, dataset_kwargs=args.training_set_kwargs, num_gpus=1,
             rank=0, device=torch.device('cpu'))

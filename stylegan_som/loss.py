@@ -224,17 +224,14 @@ class StyleGAN2Loss(Loss):
             if couples:
                 with torch.no_grad(): # D is not trained here: its logits for reals are constants of G's loss
                     real_logits = self.run_D(real_img, real_c, sync=False)
-                loss_Gmain = obj.g_fake(gen_logits, real_logits)
-                if g_weights is not None:
-                    loss_Gmain = loss_Gmain * g_weights
+            loss_Gmain = obj.g_fake(gen_logits, real_logits) if couples else obj.g_fake(gen_logits) # [N, K]
+            if g_weights is not None:
+                loss_Gmain = loss_Gmain * g_weights
+            if couples:
                 loss_Gmain = loss_Gmain.mean(0) # [K]: per-head loss
                 loss_Greal = obj.g_real(real_logits, gen_logits)
                 if loss_Greal is not None:
                     loss_Gmain = loss_Gmain + loss_Greal.mean(0)
-            else:
-                loss_Gmain = obj.g_fake(gen_logits) # [N, K]: per sample and head
-                if g_weights is not None:
-                    loss_Gmain = loss_Gmain * g_weights
             training_stats.report('Loss/G/loss', loss_Gmain)
             loss_Gmain.mean().mul(gain).backward()
 
