@@ -125,7 +125,7 @@ def setup_training_loop_kwargs(
     data=None, cond=None, subset=None, mirror=None,
     # Base config and its overrides.
     cfg=None, gamma=None, kimg=None, batch=None, batch_gpu=None, cbase=None, cmax=None, map_depth=None, glr=None,
-    dlr=None, mbstd_group=None, tick=None,
+    dlr=None, mbstd_group=None, tick=None, lr_rampdown=None,
     # Augmentation.
     aug=None, p=None, target=None, augpipe=None,
     # Transfer learning / resume.
@@ -381,6 +381,15 @@ def setup_training_loop_kwargs(
 
     desc = _setup_attention_sn(args, desc, g_attn=g_attn, d_attn=d_attn, d_sn=d_sn) # on the chosen backbone
 
+    # Learning-rate ramp-down at the end of the run: --lr-rampdown, else the small config's default, else off.
+    if lr_rampdown is not None:
+        _check(0 <= lr_rampdown <= 1, f'--lr-rampdown must be a fraction of --kimg in [0, 1], got {lr_rampdown}')
+        desc += f'-lrdown{lr_rampdown:g}'
+    else:
+        lr_rampdown = SMALL_CFGS.get(cfg, {}).get('lr_rampdown')
+    if lr_rampdown:
+        args.lr_rampdown = lr_rampdown
+
     # Loss objective and SOM heads: after every option that shapes D_kwargs, because --som-share=none wraps them.
     desc = _setup_som_and_loss(args, desc, gamma=gamma, loss=loss, som_d=som_d, som_topo=som_topo,
         som_sigma_start=som_sigma_start, som_sigma_end=som_sigma_end, som_share=som_share, som_normalize=som_normalize,
@@ -424,12 +433,13 @@ def _setup_d_head(args, desc, d_head=None, cond=None):
 
 # What the small-backbone configs set besides CFG_SPECS: the backbone, Adam betas, augmentation, network sizes.
 SMALL_CFGS = {
-    'toy':           dict(arch='mlp',   betas=[0.0, 0.99], aug='noaug', D_reg_interval=None,
+    'toy':           dict(arch='mlp',   betas=[0.0, 0.99], aug='noaug', D_reg_interval=None, lr_rampdown=0.25,
                           G=dict(layer_features=128, num_layers=3), D=dict(layer_features=128, num_layers=3)),
     'stacked-mnist': dict(arch='dcgan', betas=[0.5, 0.99], aug='noaug', G=dict(), D=dict()),
 }
 # toy: R1 in every step (D_reg_interval=None): lazily, every 16 steps at 16x the weight, it stopped the MLPs
-# from learning ring8 at all. See bench/RESULTS.md for what these settings reach.
+# from learning ring8 at all. The learning-rate ramp-down over the last quarter lets G settle onto the modes
+# (fewer samples between them). See bench/RESULTS.md for what these settings reach.
 
 # Plugin options another part of train.py may have put on the StyleGAN2 kwargs; they carry over to any backbone.
 _D_PLUGIN_KEYS = ('num_heads', 'head_kwargs', 'attn_resolutions', 'attn_kwargs', 'spectral_norm')
@@ -827,6 +837,7 @@ def _augpipe_names():
 @click.option('--map', '--map-depth', 'map_depth', help='Layers in the mapping network', type=int, metavar='INT')
 @click.option('--glr',          help='Learning rate of G', type=float, metavar='FLOAT')
 @click.option('--dlr',          help='Learning rate of D', type=float, metavar='FLOAT')
+@click.option('--lr-rampdown',  help='Take both learning rates to 0 (half-cosine) over this last fraction of --kimg [default: toy: 0.25, else off]', type=float, metavar='FRAC')
 @click.option('--mbstd-group',  help='Group size of D\'s minibatch standard deviation', type=int, metavar='INT')
 @click.option('--tick',         help='Thousands of images between progress lines [default: 4; tiny: 1]', type=int, metavar='KIMG')
 

@@ -101,7 +101,6 @@ def run_one(job):
     import train
     from metrics import metric_main
     from stylegan_som import legacy, training_loop
-    from torch_utils import training_stats
 
     out_dir = tempfile.mkdtemp(prefix=f'modes-{job["dataset"]}-K{job["k"]}-s{job["seed"]}-')
     cfg, metric, _num_modes = DATASETS[job['dataset']]
@@ -114,7 +113,8 @@ def run_one(job):
         args.data_loader_kwargs.num_workers = 0
         apply_set(args, job['overrides'])
         args.run_dir = out_dir
-        training_stats.init_multiprocessing(rank=0, sync_device=None)
+        # No training_stats.init_multiprocessing: one process (rank 0, no sync device) is its default, and an
+        # init after another run's first update in the same process (e.g. a test session) is refused.
         log = open(os.path.join(out_dir, 'log.txt'), 'w')
         stdout = sys.stdout
         sys.stdout = log # the training loop's progress lines go to the run's log

@@ -57,7 +57,13 @@ def test_backbone_kwargs(tmp_path):
     assert args.G_kwargs.class_name.endswith('mlp.Generator') and args.metrics == ['modes_grid25']
     assert args.G_opt_kwargs.betas == [0.0, 0.99] and args.data_loader_kwargs.num_workers == 0
     assert args.loss_kwargs.pl_weight == 0 and args.loss_kwargs.style_mixing_prob == 0
+    assert args.lr_rampdown == 0.25 # the toy default; --lr-rampdown overrides it, 0 turns it off
+    desc, args = train.setup_training_loop_kwargs(cfg='toy', data='grid25', lr_rampdown=0.5, device_type='cpu')
+    assert args.lr_rampdown == 0.5 and desc.endswith('-lrdown0.5')
+    _desc, args = train.setup_training_loop_kwargs(cfg='toy', data='grid25', lr_rampdown=0, device_type='cpu')
+    assert 'lr_rampdown' not in args
     desc, args = train.setup_training_loop_kwargs(cfg='cpu', arch='dcgan', cbase=256, som_d=9, **plain)
+    assert 'lr_rampdown' not in args # off unless asked for, outside the toy config
     assert desc.endswith('-cpu-cbase256-dcgan-som9grid'), desc
     assert args.G_kwargs.class_name == 'stylegan_som.networks.dcgan.Generator'
     assert args.G_kwargs.synthesis_kwargs == dict(channel_base=256)
@@ -82,6 +88,8 @@ def test_backbone_kwargs(tmp_path):
         (dict(cfg='cpu', arch='dcgan', freezed=1, **plain), '--freezed'),
         (dict(cfg='cpu', arch='mlp', cbase=64, **plain), '--cbase'),
         (dict(cfg='toy', arch='mlp', mbstd_group=2, **plain), '--mbstd-group'),
+        (dict(cfg='toy', data='ring8', lr_rampdown=1.5), '--lr-rampdown'),
+        (dict(cfg='toy', data='ring8', lr_rampdown=-0.1), '--lr-rampdown'),
     ]
     for kwargs, message in bad:
         with pytest.raises(train.UserError, match=message):

@@ -308,6 +308,43 @@ def test_stylegan2_loss_matches_direct_formulas():
         loss.accumulate_gradients('Gfoo', real, c, z, c, sync=True, gain=1.0)
 
 #----------------------------------------------------------------------------
+# Learning-rate ramp-down.
+
+class RecordingAdam(torch.optim.Adam):
+    """Adam that records the learning rate of every step it takes."""
+    steps = []
+    def step(self, closure=None):
+        RecordingAdam.steps.append(self.param_groups[0]['lr'])
+        return super().step(closure)
+
+def test_lr_rampdown_factor():
+    from stylegan_som.training_loop import lr_rampdown_factor
+    assert lr_rampdown_factor(500, 1000, None) == 1.0 and lr_rampdown_factor(999, 1000, 0) == 1.0
+    assert lr_rampdown_factor(0, 1000, 0.25) == 1.0 and lr_rampdown_factor(750, 1000, 0.25) == pytest.approx(1.0)
+    assert lr_rampdown_factor(875, 1000, 0.25) == pytest.approx(0.5)
+    assert lr_rampdown_factor(1000, 1000, 0.25) == pytest.approx(0.0)
+    assert lr_rampdown_factor(1200, 1000, 0.25) == pytest.approx(0.0) # resumed past the end
+
+def test_training_loop_applies_lr_rampdown(tmp_path):
+    # 2 kimg of --cfg=toy at batch 256 is 8 steps of one G and one D optimizer (R1 every step, no lazy phases);
+    # the ramp covers the second half, so the learning rates follow the half-cosine over steps 4-7.
+    import train
+    from stylegan_som.training_loop import lr_rampdown_factor, training_loop
+    _desc, args = train.setup_training_loop_kwargs(cfg='toy', data='ring8', kimg=2, lr_rampdown=0.5,
+        device_type='cpu', metrics=[])
+    assert args.lr_rampdown == 0.5
+    lrates = {}
+    for name in ('G', 'D'):
+        args[f'{name}_opt_kwargs'].class_name = f'{__name__}.RecordingAdam'
+        lrates[name] = args[f'{name}_opt_kwargs'].lr
+    args.update(run_dir=str(tmp_path), image_snapshot_ticks=None, network_snapshot_ticks=None)
+    RecordingAdam.steps = []
+    training_loop(**args)
+    batch = args.batch_size
+    want = [lrates[name] * lr_rampdown_factor(i * batch, 2000, 0.5) for i in range(8) for name in 'GD']
+    assert len(RecordingAdam.steps) == len(want)
+    assert RecordingAdam.steps == pytest.approx(want)
+    assert RecordingAdam.steps[0] == lrates['G'] and RecordingAdam.steps[-1] < 0.2 * lrates['D']
 
 #----------------------------------------------------------------------------
 # The layer tables printed at the start leave the networks untouched.
