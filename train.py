@@ -434,12 +434,13 @@ def _setup_d_head(args, desc, d_head=None, cond=None):
 # What the small-backbone configs set besides CFG_SPECS: the backbone, Adam betas, augmentation, network sizes.
 SMALL_CFGS = {
     'toy':           dict(arch='mlp',   betas=[0.0, 0.99], aug='noaug', D_reg_interval=None, lr_rampdown=0.25,
-                          G=dict(layer_features=128, num_layers=3), D=dict(layer_features=128, num_layers=3)),
+                          G=dict(layer_features=128, num_layers=4), D=dict(layer_features=128, num_layers=3)),
     'stacked-mnist': dict(arch='dcgan', betas=[0.5, 0.99], aug='noaug', G=dict(), D=dict()),
 }
 # toy: R1 in every step (D_reg_interval=None): lazily, every 16 steps at 16x the weight, it stopped the MLPs
-# from learning ring8 at all. The learning-rate ramp-down over the last quarter lets G settle onto the modes
-# (fewer samples between them). See bench/RESULTS.md for what these settings reach.
+# from learning ring8 at all. The learning-rate ramp-down over the last quarter lets G settle onto the modes, and
+# a fourth layer in G gives it sharper steps between them (fewer samples in between; five layers were unstable).
+# See bench/RESULTS.md for what these settings reach.
 
 # Plugin options another part of train.py may have put on the StyleGAN2 kwargs; they carry over to any backbone.
 _D_PLUGIN_KEYS = ('num_heads', 'head_kwargs', 'attn_resolutions', 'attn_kwargs', 'spectral_norm')
@@ -585,9 +586,11 @@ def _setup_attention_sn(args, desc, g_attn=None, d_attn=None, d_sn=None):
 # Loss objective (--loss) and self-organising multi-head discriminator (--som-*).
 
 SOM_SHARE = ('trunk', 'none')
-# How G's loss weighs the heads, per --cfg: DESIGN.md's mean over heads, except where the neighbourhood of each fake's
-# own best-matching head measured better (2-D toys: the mean kept 5 of 8 ring8 modes; see bench/RESULTS.md).
-SOM_G_WEIGHTS_BY_CFG = {'toy': 'neighbourhood'}
+# SOM defaults that differ by --cfg (else DESIGN.md's: G's loss is the mean over heads, sigma ends at 0.3), where
+# other values measured better (bench/RESULTS.md). 2-D toys: with the mean, G kept 5 of 8 ring8 modes, so each fake
+# is judged by the heads around its own best-matching head; a neighbourhood ending at 1.0 (K=4: constant) balanced
+# the modes better than 0.3 (grid25 reverse KL 0.007-0.010 vs 0.045-0.064, ring8 0.002 vs 0.011).
+SOM_DEFAULTS_BY_CFG = {'toy': dict(g_weights='neighbourhood', sigma_end=1.0)}
 
 def _setup_som_and_loss(args, desc, gamma=None, loss=None, som_d=None, som_topo=None, som_sigma_start=None,
         som_sigma_end=None, som_share=None, som_normalize=None, som_g_weights=None, cfg=None):
@@ -629,14 +632,15 @@ def _setup_som_and_loss(args, desc, gamma=None, loss=None, som_d=None, som_topo=
             except ValueError:
                 raise UserError(f'--som-topo=grid needs a square --som-d (4, 9, 16, 25, ...), got --som-d={som_d}; '
                     'use --som-topo=linear or --som-topo=circular for other counts') from None
-        sigma_end = som.DEFAULT_SIGMA_END if som_sigma_end is None else som_sigma_end
+        cfg_defaults = {'g_weights': 'mean', 'sigma_end': som.DEFAULT_SIGMA_END, **SOM_DEFAULTS_BY_CFG.get(cfg, {})}
+        sigma_end = cfg_defaults['sigma_end'] if som_sigma_end is None else som_sigma_end
         _check(sigma_end > 0, f'--som-sigma-end must be positive, got {sigma_end}')
         sigma_start = som.default_sigma_start(som_d, topo, sigma_end) if som_sigma_start is None else som_sigma_start
         _check(sigma_start > 0, f'--som-sigma-start must be positive, got {sigma_start}')
         args.D_kwargs.num_heads = som_d
         args.loss_kwargs.som_kwargs = dnnlib.EasyDict(num_heads=som_d, topology=topo, sigma_start=sigma_start,
             sigma_end=sigma_end, normalize=(True if som_normalize is None else bool(som_normalize)),
-            g_weights=(SOM_G_WEIGHTS_BY_CFG.get(cfg, 'mean') if som_g_weights is None else som_g_weights))
+            g_weights=(cfg_defaults['g_weights'] if som_g_weights is None else som_g_weights))
         desc += f'-som{som_d}{topo}'
 
     som_share = 'trunk' if som_share is None else som_share
@@ -866,7 +870,7 @@ def _augpipe_names():
 @click.option('--som-d',        help='Discriminator heads trained as a self-organising map (1 = plain GAN) [default: 1]', type=int, metavar='K')
 @click.option('--som-topo',     help='Map of the heads; grid needs a square K [default: grid]', type=click.Choice(['grid', 'linear', 'circular']))
 @click.option('--som-sigma-start', help='Neighbourhood width at the start [default: half the map\'s diameter]', type=float, metavar='FLOAT')
-@click.option('--som-sigma-end', help='Neighbourhood width at the end of --kimg, reached exponentially [default: 0.3]', type=float, metavar='FLOAT')
+@click.option('--som-sigma-end', help='Neighbourhood width at the end of --kimg, reached exponentially [default: 0.3; toy: 1.0]', type=float, metavar='FLOAT')
 @click.option('--som-normalize', help='Give every head the same total weight on reals (mean 1 per head over the batch); without it one head tends to win every real [default: true]', type=bool, metavar='BOOL')
 @click.option('--som-g-weights', help='How G\'s loss weighs the heads: mean (all alike), neighbourhood (per fake, the heads around its own best-matching head) [default: neighbourhood with --cfg=toy, else mean]', type=click.Choice(['mean', 'neighbourhood']))
 @click.option('--som-share',    help='trunk: K heads on one shared D trunk; none: K complete discriminators [default: trunk]', type=click.Choice(list(SOM_SHARE)))
