@@ -586,11 +586,13 @@ def _setup_attention_sn(args, desc, g_attn=None, d_attn=None, d_sn=None):
 # Loss objective (--loss) and self-organising multi-head discriminator (--som-*).
 
 SOM_SHARE = ('trunk', 'none')
-# SOM defaults that differ by --cfg (else DESIGN.md's: G's loss is the mean over heads, sigma ends at 0.3), where
-# other values measured better (bench/RESULTS.md). 2-D toys: with the mean, G kept 5 of 8 ring8 modes, so each fake
-# is judged by the heads around its own best-matching head; a neighbourhood ending at 1.0 (K=4: constant) balanced
-# the modes better than 0.3 (grid25 reverse KL 0.007-0.010 vs 0.045-0.064, ring8 0.002 vs 0.011).
-SOM_DEFAULTS_BY_CFG = {'toy': dict(g_weights='neighbourhood', sigma_end=1.0)}
+# SOM defaults that differ by --cfg (else DESIGN.md's: G's loss is the mean over heads, sigma goes from half the
+# map's diameter, at least sigma_end, to 0.3), where other values measured better (bench/RESULTS.md). 2-D toys: with
+# the mean, G kept 5 of 8 ring8 modes, so each fake is judged by the heads around its own best-matching head; sigma
+# from half the diameter (at least 0.3) to 1.0 (K=4: widening from 0.71, K=9: narrowing from 1.41) balanced the
+# modes better than ending at 0.3 (grid25 reverse KL 0.007-0.010 vs 0.045-0.064), and K=4 scored higher than with
+# sigma held at 1.0 (ring8 97.6% vs 95.3-96.4% high quality).
+SOM_DEFAULTS_BY_CFG = {'toy': dict(g_weights='neighbourhood', sigma_end=1.0, sigma_start_floor=0.3)}
 
 def _setup_som_and_loss(args, desc, gamma=None, loss=None, som_d=None, som_topo=None, som_sigma_start=None,
         som_sigma_end=None, som_share=None, som_normalize=None, som_g_weights=None, cfg=None):
@@ -632,10 +634,15 @@ def _setup_som_and_loss(args, desc, gamma=None, loss=None, som_d=None, som_topo=
             except ValueError:
                 raise UserError(f'--som-topo=grid needs a square --som-d (4, 9, 16, 25, ...), got --som-d={som_d}; '
                     'use --som-topo=linear or --som-topo=circular for other counts') from None
-        cfg_defaults = {'g_weights': 'mean', 'sigma_end': som.DEFAULT_SIGMA_END, **SOM_DEFAULTS_BY_CFG.get(cfg, {})}
+        cfg_defaults = {'g_weights': 'mean', 'sigma_end': som.DEFAULT_SIGMA_END, 'sigma_start_floor': None,
+            **SOM_DEFAULTS_BY_CFG.get(cfg, {})}
         sigma_end = cfg_defaults['sigma_end'] if som_sigma_end is None else som_sigma_end
         _check(sigma_end > 0, f'--som-sigma-end must be positive, got {sigma_end}')
-        sigma_start = som.default_sigma_start(som_d, topo, sigma_end) if som_sigma_start is None else som_sigma_start
+        if som_sigma_start is None: # half the diameter, at least sigma_end (or the config's floor)
+            floor = cfg_defaults['sigma_start_floor'] if som_sigma_end is None else None
+            sigma_start = som.default_sigma_start(som_d, topo, sigma_end if floor is None else floor)
+        else:
+            sigma_start = som_sigma_start
         _check(sigma_start > 0, f'--som-sigma-start must be positive, got {sigma_start}')
         args.D_kwargs.num_heads = som_d
         args.loss_kwargs.som_kwargs = dnnlib.EasyDict(num_heads=som_d, topology=topo, sigma_start=sigma_start,
@@ -869,7 +876,7 @@ def _augpipe_names():
 @click.option('--loss',         help='GAN objective, see "Losses" below [default: stylegan2]', type=click.Choice(_loss_names()))
 @click.option('--som-d',        help='Discriminator heads trained as a self-organising map (1 = plain GAN) [default: 1]', type=int, metavar='K')
 @click.option('--som-topo',     help='Map of the heads; grid needs a square K [default: grid]', type=click.Choice(['grid', 'linear', 'circular']))
-@click.option('--som-sigma-start', help='Neighbourhood width at the start [default: half the map\'s diameter]', type=float, metavar='FLOAT')
+@click.option('--som-sigma-start', help='Neighbourhood width at the start [default: half the map\'s diameter, at least the end width; toy: at least 0.3]', type=float, metavar='FLOAT')
 @click.option('--som-sigma-end', help='Neighbourhood width at the end of --kimg, reached exponentially [default: 0.3; toy: 1.0]', type=float, metavar='FLOAT')
 @click.option('--som-normalize', help='Give every head the same total weight on reals (mean 1 per head over the batch); without it one head tends to win every real [default: true]', type=bool, metavar='BOOL')
 @click.option('--som-g-weights', help='How G\'s loss weighs the heads: mean (all alike), neighbourhood (per fake, the heads around its own best-matching head) [default: neighbourhood with --cfg=toy, else mean]', type=click.Choice(['mean', 'neighbourhood']))

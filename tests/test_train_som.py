@@ -53,9 +53,16 @@ def test_som_options(folder):
         som_g_weights='neighbourhood')
     assert args.loss_kwargs.som_kwargs == dict(num_heads=5, topology='circular', sigma_start=2.0, sigma_end=0.1,
         normalize=True, g_weights='neighbourhood')
-    # The 2-D toy config defaults to the neighbourhood rule (bench/RESULTS.md), an explicit flag still wins.
-    assert _setup('ring8', cfg='toy', som_d=4)[1].loss_kwargs.som_kwargs.g_weights == 'neighbourhood'
-    assert _setup('ring8', cfg='toy', som_d=4, som_g_weights='mean')[1].loss_kwargs.som_kwargs.g_weights == 'mean'
+    # The 2-D toy config has its own defaults (bench/RESULTS.md): the neighbourhood rule, and sigma from half the
+    # map's diameter (at least 0.3) to 1.0; explicit flags still win.
+    toy = _setup('ring8', cfg='toy', som_d=4)[1].loss_kwargs.som_kwargs
+    assert (toy.g_weights, toy.sigma_start, toy.sigma_end) == ('neighbourhood', pytest.approx(2 ** 0.5 / 2), 1.0)
+    toy = _setup('ring8', cfg='toy', som_d=9)[1].loss_kwargs.som_kwargs
+    assert (toy.sigma_start, toy.sigma_end) == (pytest.approx(2 ** 0.5), 1.0)
+    toy = _setup('ring8', cfg='toy', som_d=2, som_topo='linear')[1].loss_kwargs.som_kwargs
+    assert (toy.sigma_start, toy.sigma_end) == (0.5, 1.0) # half the diameter, above the floor of 0.3
+    toy = _setup('ring8', cfg='toy', som_d=4, som_g_weights='mean', som_sigma_end=2.0)[1].loss_kwargs.som_kwargs
+    assert (toy.g_weights, toy.sigma_start, toy.sigma_end) == ('mean', 2.0, 2.0) # never widens from a given end
     # A plain run stays plain: upstream's D kwargs, no SOM settings.
     desc, args = _setup(folder)
     assert 'num_heads' not in args.D_kwargs and 'som_kwargs' not in args.loss_kwargs
