@@ -638,11 +638,10 @@ def _setup_som_and_loss(args, desc, gamma=None, loss=None, som_d=None, som_topo=
             **SOM_DEFAULTS_BY_CFG.get(cfg, {})}
         sigma_end = cfg_defaults['sigma_end'] if som_sigma_end is None else som_sigma_end
         _check(sigma_end > 0, f'--som-sigma-end must be positive, got {sigma_end}')
-        if som_sigma_start is None: # half the diameter, at least sigma_end (or the config's floor)
+        sigma_start = som_sigma_start
+        if sigma_start is None: # half the diameter, at least the end width (the config's floor goes with its end)
             floor = cfg_defaults['sigma_start_floor'] if som_sigma_end is None else None
-            sigma_start = som.default_sigma_start(som_d, topo, sigma_end if floor is None else floor)
-        else:
-            sigma_start = som_sigma_start
+            sigma_start = som.default_sigma_start(som_d, topo, floor or sigma_end)
         _check(sigma_start > 0, f'--som-sigma-start must be positive, got {sigma_start}')
         args.D_kwargs.num_heads = som_d
         args.loss_kwargs.som_kwargs = dnnlib.EasyDict(num_heads=som_d, topology=topo, sigma_start=sigma_start,
