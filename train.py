@@ -125,7 +125,7 @@ def setup_training_loop_kwargs(
     data=None, cond=None, subset=None, mirror=None,
     # Base config and its overrides.
     cfg=None, gamma=None, kimg=None, batch=None, batch_gpu=None, cbase=None, cmax=None, map_depth=None, glr=None,
-    dlr=None, mbstd_group=None, tick=None, lr_rampdown=None,
+    dlr=None, mbstd_group=None, tick=None, lr_rampdown=None, d_width=None,
     # Augmentation.
     aug=None, p=None, target=None, augpipe=None,
     # Transfer learning / resume.
@@ -379,6 +379,7 @@ def setup_training_loop_kwargs(
         cmax=cmax, map_depth=map_depth, mbstd_group=mbstd_group, freezed=freezed, nhwc=nhwc, mirror=mirror,
         workers=workers)
 
+    desc = _setup_d_width(args, desc, d_width=d_width) # on the chosen backbone, before the SOM heads wrap D
     desc = _setup_attention_sn(args, desc, g_attn=g_attn, d_attn=d_attn, d_sn=d_sn) # on the chosen backbone
 
     # Learning-rate ramp-down at the end of the run: --lr-rampdown, else the small config's default, else off.
@@ -529,6 +530,31 @@ def _setup_backbone(args, desc, arch=None, cfg=None, metrics=None, aug=None, cba
         desc += f'-{arch}'
     return desc
 
+def _d_init_params(args):
+    """The constructor parameters (with defaults) of the discriminator class in args.D_kwargs."""
+    import inspect
+    from torch_utils import persistence
+    D_class = dnnlib.util.get_obj_by_name(args.D_kwargs.class_name)
+    if persistence.is_persistent(D_class): # the decorator's __init__ takes *args, **kwargs
+        D_class = D_class.__bases__[0]
+    return inspect.signature(D_class.__init__).parameters
+
+# What --d-width scales in a discriminator's kwargs: the channel budget of convolutional ones, the MLP's features.
+_D_WIDTH_KEYS = ('channel_base', 'channel_max', 'layer_features')
+
+def _setup_d_width(args, desc, d_width=None):
+    """--d-width: D narrower (or wider) than G by this factor, e.g. 0.25 for the stacked-MNIST study's weak D."""
+    if d_width is None:
+        return desc
+    _check(d_width > 0, f'--d-width must be a positive fraction of G\'s width, got {d_width}')
+    params = _d_init_params(args)
+    keys = [key for key in _D_WIDTH_KEYS if key in args.D_kwargs or key in params]
+    _check(keys, f'--d-width: {args.D_kwargs.class_name} has no width setting ({", ".join(_D_WIDTH_KEYS)})')
+    for key in keys:
+        width = args.D_kwargs[key] if key in args.D_kwargs else params[key].default
+        args.D_kwargs[key] = max(int(round(width * d_width)), 1)
+    return desc + f'-dwidth{d_width:g}'
+
 #----------------------------------------------------------------------------
 # Self-attention blocks (--g-attn, --d-attn) and spectral normalisation of D (--d-sn).
 
@@ -550,12 +576,7 @@ def _setup_attention_sn(args, desc, g_attn=None, d_attn=None, d_sn=None):
     spectral_norm. Runs on the final backbone's kwargs. Returns the new run description."""
     if not g_attn and not d_attn and d_sn is None:
         return desc
-    import inspect
-    from torch_utils import persistence
-    D_class = dnnlib.util.get_obj_by_name(args.D_kwargs.class_name)
-    if persistence.is_persistent(D_class): # the decorator's __init__ takes *args, **kwargs
-        D_class = D_class.__bases__[0]
-    D_params = inspect.signature(D_class.__init__).parameters
+    D_params = _d_init_params(args)
     res = args.training_set_kwargs.resolution
     if args.D_kwargs.class_name == 'stylegan_som.networks.stylegan2.Discriminator':
         allowed = [2 ** k for k in range(2, int(res).bit_length() - 1)] # feature maps between blocks: 4 .. res/2
@@ -848,6 +869,7 @@ def _augpipe_names():
 @click.option('--glr',          help='Learning rate of G', type=float, metavar='FLOAT')
 @click.option('--dlr',          help='Learning rate of D', type=float, metavar='FLOAT')
 @click.option('--lr-rampdown',  help='Take both learning rates to 0 (half-cosine) over this last fraction of --kimg [default: toy: 0.25, else off]', type=float, metavar='FRAC')
+@click.option('--d-width',      help='Width of D as a fraction of G\'s: scales D\'s channel budget (or the MLP\'s features) [default: 1]', type=float, metavar='FRAC')
 @click.option('--mbstd-group',  help='Group size of D\'s minibatch standard deviation', type=int, metavar='INT')
 @click.option('--tick',         help='Thousands of images between progress lines [default: 4; tiny: 1]', type=int, metavar='KIMG')
 

@@ -3,13 +3,13 @@ budget, on ring8, grid25 and stacked MNIST, over several seeds. Writes a table t
 
     python bench/modes.py                                          # ring8 + grid25, K = 1, 4, 9, seeds 0-9
     python bench/modes.py --datasets=ring8 --ks=1,9 --seeds=0-2 --jobs=2
-    python bench/modes.py --datasets=stacked-mnist --ks=1,9 --seeds=0-2 --kimg=300
+    python bench/modes.py --datasets=stacked-mnist --ks=1,4 --seeds=0-2 --d-width=1,0.25   # and D at 1/4 width
     python bench/modes.py --datasets=ring8 --set loss_kwargs.r1_gamma=0.1 --no-write   # try a setting
 
 Every run is `train.py --cfg=<toy or stacked-mnist> --data=<dataset> --som-d=K --seed=S` (plus --kimg, --loss,
---som-topo and --set overrides), trained in a worker process with one thread; its last snapshot's G_ema is
+--som-topo, --d-width and --set overrides), trained in a worker process with one thread; its last snapshot's G_ema is
 scored with the dataset's metric (modes_ring8, modes_grid25, modes_stacked_mnist: see metrics/mode_coverage.py).
-Reported per (dataset, K): mean and standard error over the seeds of the covered modes, the high-quality share
+Reported per (dataset, D width, K): mean and standard error over the seeds of the covered modes, the high-quality share
 and the reverse KL (stacked MNIST: modes and KL), the number of runs that covered every mode, and wall and CPU
 seconds per run (training and scoring; CPU time is the worker's own, so other load on the machine inflates wall
 time only). Rows with K > 1 show the K=1 row of the same table beside them.
@@ -102,12 +102,15 @@ def run_one(job):
     from metrics import metric_main
     from stylegan_som import legacy, training_loop
 
-    out_dir = tempfile.mkdtemp(prefix=f'modes-{job["dataset"]}-K{job["k"]}-s{job["seed"]}-')
+    d_width = job.get('d_width', 1)
+    width = '' if d_width == 1 else f'-dwidth{d_width:g}'
+    out_dir = tempfile.mkdtemp(prefix=f'modes-{job["dataset"]}{width}-K{job["k"]}-s{job["seed"]}-')
     cfg, metric, _num_modes = DATASETS[job['dataset']]
     t0, c0 = time.time(), time.process_time()
     try:
         _desc, args = train.setup_training_loop_kwargs(data=job['dataset'], cfg=cfg, seed=job['seed'], kimg=job['kimg'],
-            metrics=[], som_d=job['k'], som_topo=job['topo'], loss=job['loss'], snap=10**9, tick=job['tick'])
+            metrics=[], som_d=job['k'], som_topo=job['topo'], loss=job['loss'], snap=10**9, tick=job['tick'],
+            d_width=(None if d_width == 1 else d_width))
         # The pool's workers are daemonic processes, which may not start DataLoader workers of their own: load
         # images in-process (2-D points do so anyway).
         args.data_loader_kwargs.num_workers = 0
@@ -149,16 +152,16 @@ def run_one(job):
 # Table.
 
 def summarise(runs):
-    """{(dataset, k): summary dict} over the successful runs."""
+    """{(dataset, D width, k): summary dict} over the successful runs."""
     groups = {}
     for r in runs:
         if r['ok']:
-            groups.setdefault((r['dataset'], r['k']), []).append(r)
+            groups.setdefault((r['dataset'], _d_width(r), r['k']), []).append(r)
     out = {}
-    for (dataset, k), rs in sorted(groups.items()):
+    for (dataset, d_width, k), rs in sorted(groups.items(), key=lambda item: (item[0][0], -item[0][1], item[0][2])):
         _cfg, metric, num_modes = DATASETS[dataset]
         res = [r['results'] for r in rs]
-        s = dict(dataset=dataset, k=k, runs=len(rs), num_modes=num_modes,
+        s = dict(dataset=dataset, d_width=d_width, k=k, runs=len(rs), num_modes=num_modes,
             modes=stderr_mean([x[metric] for x in res]),
             full=sum(int(x[metric] == num_modes) for x in res),
             wall=stderr_mean([r['wall'] for r in rs]), cpu=stderr_mean([r['cpu'] for r in rs]))
@@ -167,8 +170,11 @@ def summarise(runs):
         else:
             s['hq'] = stderr_mean([100 * x[metric + '_hq'] for x in res])
             s['rkl'] = stderr_mean([x[metric + '_rkl'] for x in res])
-        out[(dataset, k)] = s
+        out[(dataset, d_width, k)] = s
     return out
+
+def _d_width(run):
+    return float(run.get('d_width', 1)) # runs recorded before --d-width had full-width D
 
 def _fmt(pair, digits):
     mean, se = pair
@@ -184,14 +190,15 @@ def _quality(s):
 def format_table(summary):
     lines = ['| dataset | K | runs | modes (all covered) | high quality | reverse KL | wall s/run | CPU s/run | K=1, same budget: modes / HQ / rKL |',
              '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
-    for (dataset, k), s in summary.items():
-        base = summary.get((dataset, 1))
+    for (dataset, d_width, k), s in summary.items():
+        base = summary.get((dataset, d_width, 1))
         beside = _quality(base) if (base is not None and k != 1) else ''
         if dataset == 'stacked-mnist':
             hq, kl = 'n/a', 'KL ' + _fmt(s['kl'], 3)
         else:
             hq, kl = _fmt(s['hq'], 1) + '%', _fmt(s['rkl'], 3)
-        lines.append(f'| {dataset} | {k} | {s["runs"]} | {_fmt(s["modes"], 2)} ({s["full"]}/{s["runs"]}) | {hq} | {kl} | '
+        name = dataset if d_width == 1 else f'{dataset}, D at {d_width:g} of G\'s width'
+        lines.append(f'| {name} | {k} | {s["runs"]} | {_fmt(s["modes"], 2)} ({s["full"]}/{s["runs"]}) | {hq} | {kl} | '
             f'{s["wall"][0]:.0f} | {s["cpu"][0]:.0f} | {beside} |')
     return '\n'.join(lines)
 
@@ -223,6 +230,7 @@ def main(argv=None):
     parser.add_argument('--tick', type=int, default=None, help='kimg between progress lines in the run logs')
     parser.add_argument('--loss', default=None, help='--loss of train.py [default: the config\'s]')
     parser.add_argument('--topo', default=None, help='--som-topo of train.py for K > 1 [default: grid, linear for non-square K]')
+    parser.add_argument('--d-width', default='1', help='--d-width of train.py, comma-separated, e.g. 1,0.25 [default: 1]')
     parser.add_argument('--set', action='append', metavar='KEY.PATH=VALUE', help='override a training_loop kwarg, e.g. loss_kwargs.r1_gamma=0.1')
     parser.add_argument('--jobs', type=int, default=1, help='runs in parallel (one thread each)')
     parser.add_argument('--threads', type=int, default=1, help='torch threads per run')
@@ -240,6 +248,12 @@ def main(argv=None):
     ks, seeds = parse_int_list(opts.ks), parse_int_list(opts.seeds)
     if not ks or min(ks) < 1 or not seeds:
         parser.error('--ks and --seeds need at least one value; K >= 1')
+    try:
+        d_widths = sorted({float(w) for w in opts.d_width.split(',') if w.strip()}, reverse=True)
+    except ValueError:
+        parser.error(f'--d-width: expected comma-separated fractions, got {opts.d_width!r}')
+    if not d_widths or min(d_widths) <= 0:
+        parser.error(f'--d-width: expected positive fractions, got {opts.d_width!r}')
     overrides = parse_set(opts.set)
     if opts.keep:
         os.makedirs(opts.keep, exist_ok=True)
@@ -249,23 +263,25 @@ def main(argv=None):
             topo = opts.topo
             if topo is None and k > 1 and int(round(np.sqrt(k))) ** 2 != k:
                 topo = 'linear'
-            for seed in seeds:
-                jobs.append(dict(dataset=dataset, k=k, seed=seed, kimg=opts.kimg, tick=opts.tick, loss=opts.loss,
-                    topo=(topo if k > 1 else None), overrides=overrides, threads=opts.threads, keep=opts.keep))
+            for d_width in d_widths:
+                for seed in seeds:
+                    jobs.append(dict(dataset=dataset, d_width=d_width, k=k, seed=seed, kimg=opts.kimg, tick=opts.tick,
+                        loss=opts.loss, topo=(topo if k > 1 else None), overrides=overrides, threads=opts.threads,
+                        keep=opts.keep))
 
     runs = []
     start = time.time()
     if opts.from_json:
         with open(opts.from_json) as f:
             runs = [json.loads(line) for line in f if line.strip()]
-        keep = {(j['dataset'], j['k'], j['seed']) for j in jobs}
-        runs = [r for r in runs if (r['dataset'], r['k'], r['seed']) in keep]
+        keep = {(j['dataset'], j['d_width'], j['k'], j['seed']) for j in jobs}
+        runs = [r for r in runs if (r['dataset'], _d_width(r), r['k'], r['seed']) in keep]
         jobs = []
     ctx = multiprocessing.get_context('spawn')
     with ctx.Pool(processes=max(min(opts.jobs, len(jobs)), 1), maxtasksperchild=1) as pool:
         for r in pool.imap_unordered(run_one, jobs):
             runs.append(r)
-            tag = f'{r["dataset"]} K={r["k"]} seed={r["seed"]}'
+            tag = f'{r["dataset"]} K={r["k"]} seed={r["seed"]}' + (f' D width {r["d_width"]:g}' if r['d_width'] != 1 else '')
             if r['ok']:
                 print(f'[{len(runs)}/{len(jobs)} {time.time() - start:.0f}s] {tag}: {json.dumps(r["results"])} '
                     f'wall {r["wall"]:.0f}s cpu {r["cpu"]:.0f}s', flush=True)

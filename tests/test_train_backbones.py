@@ -95,4 +95,40 @@ def test_backbone_kwargs(tmp_path):
         with pytest.raises(train.UserError, match=message):
             train.setup_training_loop_kwargs(**{'device_type': 'cpu', **kwargs})
 
+def _channels_by_resolution(module):
+    """{resolution: channels} of a small conv net's layers named like up14 / conv14 (their output channels)."""
+    out = {}
+    for name, param in module.named_parameters():
+        layer = name.split('.')[0]
+        if layer.startswith(('up', 'conv')) and layer.lstrip('upconv').isdigit() and name.endswith('weight'):
+            shape = param.shape
+            out[int(layer.lstrip('upconv'))] = shape[1] if layer.startswith('up') else shape[0] # ConvTranspose: [in, out]
+    return out
+
+def test_d_width(tmp_path):
+    import dnnlib
+    import train
+    mnist_like = dict(data=make_image_folder(tmp_path / 'res28', num=4, res=28), device_type='cpu')
+    desc, args = train.setup_training_loop_kwargs(cfg='cpu', arch='dcgan', cbase=512, cmax=64, d_width=0.25,
+        som_d=4, **mnist_like)
+    assert desc.endswith('-dwidth0.25-som4grid'), desc
+    assert args.G_kwargs.synthesis_kwargs.channel_base == 512 and args.D_kwargs.channel_base == 128
+    common = dict(c_dim=0, img_resolution=28, img_channels=3)
+    G = dnnlib.util.construct_class_by_name(**args.G_kwargs, **common)
+    D = dnnlib.util.construct_class_by_name(**args.D_kwargs, **common)
+    g, d = _channels_by_resolution(G.synthesis), _channels_by_resolution(D)
+    assert set(g) == {14, 28} and all(d[res] * 4 == pytest.approx(g[res], abs=4) for res in g), (g, d)
+    # Without --cbase/--cmax the network's own defaults are scaled; MLP features and StyleGAN2's budget too.
+    _desc, args = train.setup_training_loop_kwargs(cfg='cpu', arch='dcgan', d_width=0.5, **mnist_like)
+    assert (args.D_kwargs.channel_base, args.D_kwargs.channel_max) == (1024, 256) and not args.G_kwargs.synthesis_kwargs
+    _desc, args = train.setup_training_loop_kwargs(cfg='toy', data='ring8', d_width=0.25, device_type='cpu')
+    assert args.G_kwargs.synthesis_kwargs.layer_features == 128 and args.D_kwargs.layer_features == 32
+    plain = dict(data=make_image_folder(tmp_path / 'plain', num=4), device_type='cpu')
+    _desc, args = train.setup_training_loop_kwargs(cfg='cpu', d_width=0.5, **plain)
+    assert args.D_kwargs.channel_base * 2 == args.G_kwargs.synthesis_kwargs.channel_base
+    assert args.D_kwargs.channel_max * 2 == args.G_kwargs.synthesis_kwargs.channel_max
+    for bad in [0, -0.5]:
+        with pytest.raises(train.UserError, match='--d-width'):
+            train.setup_training_loop_kwargs(cfg='toy', data='ring8', d_width=bad, device_type='cpu')
+
 #----------------------------------------------------------------------------

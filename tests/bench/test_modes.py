@@ -23,33 +23,41 @@ def test_parsing(modes):
     args = {'loss_kwargs': {'r1_gamma': 1}}
     modes.apply_set(args, [(['loss_kwargs', 'r1_gamma'], 0.5), (['new', 'key'], 3)])
     assert args['loss_kwargs']['r1_gamma'] == 0.5 and args['new']['key'] == 3
+    for bad in ['--d-width=0', '--d-width=1,x']:
+        with pytest.raises(SystemExit):
+            modes.main([bad, '--no-write'])
 
-def _run(dataset, k, seed, modes_found, hq=None, rkl=None, kl=None):
+def _run(dataset, k, seed, modes_found, hq=None, rkl=None, kl=None, **extra):
     metric = {'ring8': 'modes_ring8', 'stacked-mnist': 'modes_stacked_mnist'}[dataset]
     res = {metric: modes_found}
     if hq is not None:
         res.update({metric + '_hq': hq, metric + '_rkl': rkl})
     else:
         res[metric + '_kl'] = kl
-    return dict(dataset=dataset, k=k, seed=seed, ok=True, results=res, wall=10.0 + seed, cpu=5.0)
+    return dict(dataset=dataset, k=k, seed=seed, ok=True, results=res, wall=10.0 + seed, cpu=5.0, **extra)
 
 def test_summary_and_table(modes):
     runs = [_run('ring8', 1, 0, 8, 0.9, 0.1), _run('ring8', 1, 1, 6, 0.7, 0.3),
         _run('ring8', 4, 0, 8, 0.98, 0.01), _run('ring8', 4, 1, 8, 0.96, 0.03), _run('ring8', 4, 2, 8, 0.97, 0.02),
-        _run('stacked-mnist', 1, 0, 990, kl=0.1), dict(dataset='ring8', k=9, seed=0, ok=False, error='x')]
+        _run('stacked-mnist', 1, 0, 990, kl=0.1), dict(dataset='ring8', k=9, seed=0, ok=False, error='x'),
+        _run('stacked-mnist', 4, 0, 950, kl=0.3, d_width=0.25), _run('stacked-mnist', 1, 0, 700, kl=1.5, d_width=0.25)]
     summary = modes.summarise(runs)
-    assert sorted(summary) == [('ring8', 1), ('ring8', 4), ('stacked-mnist', 1)] # failed runs are left out
-    s1, s4 = summary[('ring8', 1)], summary[('ring8', 4)]
+    assert list(summary) == [('ring8', 1, 1), ('ring8', 1, 4), ('stacked-mnist', 1, 1), ('stacked-mnist', 0.25, 1),
+        ('stacked-mnist', 0.25, 4)] # failed runs are left out; full-width D first
+    s1, s4 = summary[('ring8', 1, 1)], summary[('ring8', 1, 4)]
     assert s1['modes'] == pytest.approx((7.0, 1.0)) # mean 7, sample std sqrt(2), se sqrt(2)/sqrt(2)
     assert s1['full'] == 1 and s4['full'] == 3 and s4['runs'] == 3
     assert s4['hq'] == pytest.approx((97.0, 1.0 / np.sqrt(3)))
     assert s1['wall'] == pytest.approx((10.5, 0.5))
     table = modes.format_table(summary).splitlines()
-    assert table[0].startswith('| dataset | K | runs |') and len(table) == 2 + 3
+    assert table[0].startswith('| dataset | K | runs |') and len(table) == 2 + 5
     row4 = table[3]
     assert '| ring8 | 4 | 3 | 8.00 ± 0.00 (3/3) | 97.0 ± 0.6% | 0.020 ± 0.006 |' in row4
     assert row4.rstrip(' |').endswith('7.00 ± 1.00 / 80.0 ± 10.0% / 0.200 ± 0.100') # the K=1 baseline beside it
     assert '| stacked-mnist | 1 | 1 | 990.00 ± 0.00 (0/1) | n/a | KL 0.100 ± 0.000 |' in table[4]
+    # The narrow-D rows are their own group, with their own K=1 baseline beside them.
+    assert table[6].startswith("| stacked-mnist, D at 0.25 of G's width | 4 | 1 | 950.00 ± 0.00 (0/1) | n/a | KL 0.300")
+    assert table[6].rstrip(' |').endswith('700.0 ± 0.0 / KL 1.500 ± 0.000')
 
 def test_results_section_replaced(modes, tmp_path):
     path = tmp_path / 'RESULTS.md'
