@@ -41,7 +41,7 @@ CFG_SPECS = {
     'cpu':       dict(ref_gpus=1,  kimg=200,    mb=16, mbstd=4,  cbase=2048,  cmax=64,  lrate=0.0025, gamma=0.01, ema=5,   ramp=0.05, map=2, z_dim=128, w_dim=128),
     # Small backbones on a CPU (--arch, see SMALL_CFGS for the rest): 2-D toys, and stacked MNIST with DCGAN.
     'toy':       dict(ref_gpus=1,  kimg=4000,   mb=256, mbstd=4, cbase=0,     cmax=0,   lrate=0.001,  gamma=0.01, ema=50,  ramp=0.3,  map=0, z_dim=16,  w_dim=16),
-    'stacked-mnist': dict(ref_gpus=1, kimg=1000, mb=64, mbstd=4,  cbase=1024,  cmax=128, lrate=0.0002, gamma=0,    ema=5,   ramp=0.05, map=0, z_dim=100, w_dim=100),
+    'stacked-mnist': dict(ref_gpus=1, kimg=400,  mb=64, mbstd=4,  cbase=1024,  cmax=128, lrate=0.0002, gamma=0,    ema=5,   ramp=0.05, map=0, z_dim=100, w_dim=100),
 }
 
 # Configs that behave like upstream's 'cifar': no path-length regularisation, no style mixing, plain D.
@@ -436,11 +436,13 @@ def _setup_d_head(args, desc, d_head=None, cond=None):
 SMALL_CFGS = {
     'toy':           dict(arch='mlp',   betas=[0.0, 0.99], aug='noaug', D_reg_interval=None, lr_rampdown=0.25,
                           G=dict(layer_features=128, num_layers=4), D=dict(layer_features=128, num_layers=3)),
-    'stacked-mnist': dict(arch='dcgan', betas=[0.5, 0.99], aug='noaug', G=dict(), D=dict()),
+    'stacked-mnist': dict(arch='dcgan', betas=[0.5, 0.99], aug='noaug', lr_rampdown=0.25, G=dict(), D=dict()),
 }
 # toy: R1 in every step (D_reg_interval=None): lazily, every 16 steps at 16x the weight, it stopped the MLPs
 # from learning ring8 at all. The learning-rate ramp-down over the last quarter lets G settle onto the modes, and
 # a fourth layer in G gives it sharper steps between them (fewer samples in between; five layers were unstable).
+# stacked-mnist: 400 kimg is about 45 minutes on a 2-core CPU. Narrower nets (cmax 64) ran 2.2x faster but
+# covered fewer modes; the minibatch stddev (--mbstd-group) and the toy's SOM schedule did not help here.
 # See bench/RESULTS.md for what these settings reach.
 
 # Plugin options another part of train.py may have put on the StyleGAN2 kwargs; they carry over to any backbone.
@@ -492,7 +494,6 @@ def _setup_backbone(args, desc, arch=None, cfg=None, metrics=None, aug=None, cba
 
     _check(freezed is None, '--freezed needs --arch=stylegan2 (it freezes StyleGAN2 discriminator layers)')
     _check(not nhwc, '--nhwc needs --arch=stylegan2 (its fp16 layers)')
-    _check(mbstd_group is None, '--mbstd-group needs --arch=stylegan2 (the small discriminators have no minibatch std)')
     small = SMALL_CFGS.get(cfg, dict())
     sizes = small if small.get('arch') == arch else dict(G=dict(), D=dict()) # the config's sizes fit its own backbone
     module = plugins.BACKBONES.class_name(arch)
@@ -503,6 +504,11 @@ def _setup_backbone(args, desc, arch=None, cfg=None, metrics=None, aug=None, cba
     if map_depth:
         G_kwargs.w_dim = old_G.w_dim
     D_kwargs = dnnlib.EasyDict(class_name=f'{module}.Discriminator', **sizes['D'])
+    if 'mbstd_group_size' in _d_init_params(D_kwargs): # minibatch stddev: with --mbstd-group, or the config's
+        if mbstd_group is not None or small.get('mbstd'): # group size, resolved (and checked) above
+            D_kwargs.mbstd_group_size = old_D.epilogue_kwargs.mbstd_group_size
+    else:
+        _check(mbstd_group is None, f'--mbstd-group: the {arch} discriminator has no minibatch standard deviation')
     if arch != 'mlp': # convolutional: channel budget from --cbase/--cmax, else a small config's, else the network's
         for key, flag, value in [('channel_base', cbase, spec['cbase']), ('channel_max', cmax, spec['cmax'])]:
             value = flag if flag is not None else (value if cfg in SMALL_CFGS and value > 0 else None)
@@ -530,11 +536,11 @@ def _setup_backbone(args, desc, arch=None, cfg=None, metrics=None, aug=None, cba
         desc += f'-{arch}'
     return desc
 
-def _d_init_params(args):
-    """The constructor parameters (with defaults) of the discriminator class in args.D_kwargs."""
+def _d_init_params(D_kwargs):
+    """The constructor parameters (with defaults) of the discriminator class of D_kwargs."""
     import inspect
     from torch_utils import persistence
-    D_class = dnnlib.util.get_obj_by_name(args.D_kwargs.class_name)
+    D_class = dnnlib.util.get_obj_by_name(D_kwargs.class_name)
     if persistence.is_persistent(D_class): # the decorator's __init__ takes *args, **kwargs
         D_class = D_class.__bases__[0]
     return inspect.signature(D_class.__init__).parameters
@@ -547,7 +553,7 @@ def _setup_d_width(args, desc, d_width=None):
     if d_width is None:
         return desc
     _check(d_width > 0, f'--d-width must be a positive fraction of G\'s width, got {d_width}')
-    params = _d_init_params(args)
+    params = _d_init_params(args.D_kwargs)
     keys = [key for key in _D_WIDTH_KEYS if key in args.D_kwargs or key in params]
     _check(keys, f'--d-width: {args.D_kwargs.class_name} has no width setting ({", ".join(_D_WIDTH_KEYS)})')
     for key in keys:
@@ -576,7 +582,7 @@ def _setup_attention_sn(args, desc, g_attn=None, d_attn=None, d_sn=None):
     spectral_norm. Runs on the final backbone's kwargs. Returns the new run description."""
     if not g_attn and not d_attn and d_sn is None:
         return desc
-    D_params = _d_init_params(args)
+    D_params = _d_init_params(args.D_kwargs)
     res = args.training_set_kwargs.resolution
     if args.D_kwargs.class_name == 'stylegan_som.networks.stylegan2.Discriminator':
         allowed = [2 ** k for k in range(2, int(res).bit_length() - 1)] # feature maps between blocks: 4 .. res/2
@@ -868,7 +874,7 @@ def _augpipe_names():
 @click.option('--map', '--map-depth', 'map_depth', help='Layers in the mapping network', type=int, metavar='INT')
 @click.option('--glr',          help='Learning rate of G', type=float, metavar='FLOAT')
 @click.option('--dlr',          help='Learning rate of D', type=float, metavar='FLOAT')
-@click.option('--lr-rampdown',  help='Take both learning rates to 0 (half-cosine) over this last fraction of --kimg [default: toy: 0.25, else off]', type=float, metavar='FRAC')
+@click.option('--lr-rampdown',  help='Take both learning rates to 0 (half-cosine) over this last fraction of --kimg [default: toy and stacked-mnist: 0.25, else off]', type=float, metavar='FRAC')
 @click.option('--d-width',      help='Width of D as a fraction of G\'s: scales D\'s channel budget (or the MLP\'s features) [default: 1]', type=float, metavar='FRAC')
 @click.option('--mbstd-group',  help='Group size of D\'s minibatch standard deviation', type=int, metavar='INT')
 @click.option('--tick',         help='Thousands of images between progress lines [default: 4; tiny: 1]', type=int, metavar='KIMG')

@@ -69,6 +69,8 @@ def test_backbone_kwargs(tmp_path):
     assert args.G_kwargs.synthesis_kwargs == dict(channel_base=256)
     assert args.D_kwargs == dict(class_name='stylegan_som.networks.dcgan.Discriminator', channel_base=256, num_heads=9)
     assert args.G_reg_interval is None and 'augment_kwargs' in args # --cfg=cpu keeps its ADA
+    desc, args = train.setup_training_loop_kwargs(cfg='cpu', arch='dcgan', mbstd_group=2, **plain) # minibatch stddev
+    assert args.D_kwargs.mbstd_group_size == 2 and desc.endswith('-mbstd2-dcgan'), desc
     _desc, args = train.setup_training_loop_kwargs(cfg='toy', arch='resnet', **plain) # toy sizes, resnet nets
     assert args.D_kwargs.class_name.endswith('resnet.Discriminator') and 'layer_features' not in args.D_kwargs
     # Attention and spectral norm on a small backbone, at its own resolutions (28 -> 14 -> 7).
@@ -88,6 +90,7 @@ def test_backbone_kwargs(tmp_path):
         (dict(cfg='cpu', arch='dcgan', freezed=1, **plain), '--freezed'),
         (dict(cfg='cpu', arch='mlp', cbase=64, **plain), '--cbase'),
         (dict(cfg='toy', arch='mlp', mbstd_group=2, **plain), '--mbstd-group'),
+        (dict(cfg='cpu', arch='resnet', mbstd_group=2, **plain), '--mbstd-group: the resnet discriminator has no'),
         (dict(cfg='toy', data='ring8', lr_rampdown=1.5), '--lr-rampdown'),
         (dict(cfg='toy', data='ring8', lr_rampdown=-0.1), '--lr-rampdown'),
     ]

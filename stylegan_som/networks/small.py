@@ -91,6 +91,17 @@ def start_resolution(img_resolution):
         r //= 2
     return r
 
+def minibatch_stddev(x, group_size):
+    """x [N, C, H, W] -> [N, C + 1, H, W]: appends the standard deviation of the features over groups of group_size
+    samples (sample i in group i % (N / group_size)), averaged into one map, so that D can see a batch that lacks
+    variety (StyleGAN's minibatch standard deviation, one map)."""
+    N, C, H, W = x.shape
+    G = min(int(group_size), int(N))
+    if N % G != 0:
+        raise ValueError(f'minibatch stddev: batch size {N} is not divisible by the group size {G}')
+    spread = x.reshape(G, -1, C, H, W).var(dim=0, unbiased=False).add(1e-8).sqrt().mean(dim=[1, 2, 3]) # [N / G]
+    return torch.cat([x, spread.reshape(-1, 1, 1, 1).repeat(G, 1, H, W)], dim=1)
+
 def build_head(in_features, num_heads, c_dim, head_kwargs):
     kwargs = dict(head_kwargs)
     class_name = kwargs.pop('class_name', None) or (DEFAULT_PROJECTION_HEAD if c_dim > 0 else DEFAULT_LINEAR_HEAD)
@@ -242,11 +253,13 @@ class DCGANGenerator(_GeneratorBase):
 @persistence.persistent_class
 class DCGANDiscriminator(torch.nn.Module):
     """image [N, C, R, R], c [N, c_dim] -> logits [N, num_heads]. Per resolution down to r0: a 3x3 convolution
-    and a 4x4 stride-2 convolution (leaky ReLU 0.1); then a 3x3 convolution at r0, flattened into the head."""
+    and a 4x4 stride-2 convolution (leaky ReLU 0.1); then [minibatch stddev +] a 3x3 convolution at r0, flattened
+    into the head. mbstd_group_size > 0 adds StyleGAN's minibatch standard deviation as one more feature map."""
 
     def __init__(self, c_dim, img_resolution, img_channels, channel_base=2048, channel_max=512, spectral_norm=True,
-            num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={}):
+            num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={}, mbstd_group_size=0):
         super().__init__()
+        self.mbstd_group_size = mbstd_group_size
         self.c_dim = c_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
@@ -266,7 +279,7 @@ class DCGANDiscriminator(torch.nn.Module):
             setattr(self, f'conv{res}', Conv2d(cin, channels(res), 3, padding=1, **sn))
             setattr(self, f'down{res}', Conv2d(channels(res), channels(res // 2), 4, stride=2, padding=1, **sn))
             cin = channels(res // 2)
-        self.conv_out = Conv2d(cin, channels(self.r0), 3, padding=1, **sn)
+        self.conv_out = Conv2d(cin + (1 if mbstd_group_size else 0), channels(self.r0), 3, padding=1, **sn)
         self.num_features = channels(self.r0) * self.r0 * self.r0
         self.head = build_head(self.num_features, num_heads, c_dim, head_kwargs)
         for res in self.attn_resolutions: # last, so that adding attention leaves the other initial weights alone
@@ -282,6 +295,8 @@ class DCGANDiscriminator(torch.nn.Module):
         for res in self.block_resolutions:
             x = self._attend(lrelu(getattr(self, f'conv{res}')(x)), res)
             x = lrelu(getattr(self, f'down{res}')(x))
+        if self.mbstd_group_size:
+            x = minibatch_stddev(x, self.mbstd_group_size)
         x = self._attend(lrelu(self.conv_out(x)), self.r0)
         return x.flatten(1)
 

@@ -53,6 +53,25 @@ def test_attention_blocks_start_as_identity():
     D1.load_state_dict({**D0.state_dict(), **{k: v for k, v in D1.state_dict().items() if 'attn' in k}})
     torch.testing.assert_close(D1(misc_img, c), D0(misc_img, c))
 
+def test_minibatch_stddev():
+    from stylegan_som.networks import small, stylegan2
+    x = torch.randn(8, 6, 3, 3)
+    # The same statistic as StyleGAN2's epilogue layer with one map (groups of 4: samples i and i + 2 share one).
+    torch.testing.assert_close(small.minibatch_stddev(x, 4), stylegan2.MinibatchStdLayer(4, 1)(x))
+    torch.manual_seed(0)
+    _, D = common.build('dcgan', 28, 3, D_kwargs=dict(SMALL['D_kwargs'], mbstd_group_size=2))
+    _, D0 = common.build('dcgan', 28, 3, **SMALL)
+    assert D.conv_out.weight.shape[1] == D0.conv_out.weight.shape[1] + 1 # one more input map
+    D.eval(), D0.eval()
+    img, c = torch.randn(4, 3, 28, 28), torch.zeros(4, 0)
+    alike = img.clone()
+    alike[2:] = alike[:2] # partners (0, 2) and (1, 3) identical: no spread within their groups
+    # With the statistic, a sample's score depends on its group partner; without it, not.
+    assert not torch.allclose(D(img, c)[:2], D(alike, c)[:2])
+    torch.testing.assert_close(D0(img, c)[:2], D0(alike, c)[:2])
+    with pytest.raises(ValueError, match='not divisible'):
+        D(img[:3], c[:3])
+
 def test_module_names():
     assert dcgan.Generator.__name__ == 'DCGANGenerator' and dcgan.Discriminator.__name__ == 'DCGANDiscriminator'
 
