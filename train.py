@@ -504,8 +504,8 @@ def _setup_backbone(args, desc, arch=None, cfg=None, metrics=None, aug=None, cba
     if map_depth:
         G_kwargs.w_dim = old_G.w_dim
     D_kwargs = dnnlib.EasyDict(class_name=f'{module}.Discriminator', **sizes['D'])
-    if 'mbstd_group_size' in _d_init_params(D_kwargs): # minibatch stddev: with --mbstd-group, or the config's
-        if mbstd_group is not None or small.get('mbstd'): # group size, resolved (and checked) above
+    if 'mbstd_group_size' in _d_init_params(D_kwargs): # minibatch stddev only when asked for (off in the configs)
+        if mbstd_group is not None: # the group size as resolved (and checked against the batch) above
             D_kwargs.mbstd_group_size = old_D.epilogue_kwargs.mbstd_group_size
     else:
         _check(mbstd_group is None, f'--mbstd-group: the {arch} discriminator has no minibatch standard deviation')
