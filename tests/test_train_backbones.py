@@ -4,6 +4,7 @@ kwargs and errors of the backbone options."""
 
 import json
 import os
+import re
 
 import numpy as np
 import PIL.Image
@@ -102,10 +103,9 @@ def _channels_by_resolution(module):
     """{resolution: channels} of a small conv net's layers named like up14 / conv14 (their output channels)."""
     out = {}
     for name, param in module.named_parameters():
-        layer = name.split('.')[0]
-        if layer.startswith(('up', 'conv')) and layer.lstrip('upconv').isdigit() and name.endswith('weight'):
-            shape = param.shape
-            out[int(layer.lstrip('upconv'))] = shape[1] if layer.startswith('up') else shape[0] # ConvTranspose: [in, out]
+        match = re.fullmatch(r'(up|conv)(\d+)\.(.*\.)?weight(_orig)?', name)
+        if match:
+            out[int(match.group(2))] = param.shape[1 if match.group(1) == 'up' else 0] # ConvTranspose: [in, out]
     return out
 
 def test_d_width(tmp_path):
