@@ -504,11 +504,10 @@ def _setup_backbone(args, desc, arch=None, cfg=None, metrics=None, aug=None, cba
     if map_depth:
         G_kwargs.w_dim = old_G.w_dim
     D_kwargs = dnnlib.EasyDict(class_name=f'{module}.Discriminator', **sizes['D'])
-    if 'mbstd_group_size' in _d_init_params(D_kwargs): # minibatch stddev only when asked for (off in the configs)
-        if mbstd_group is not None: # the group size as resolved (and checked against the batch) above
-            D_kwargs.mbstd_group_size = old_D.epilogue_kwargs.mbstd_group_size
-    else:
-        _check(mbstd_group is None, f'--mbstd-group: the {arch} discriminator has no minibatch standard deviation')
+    if mbstd_group is not None: # minibatch stddev only when asked for (off in the configs), in the group size
+        _check('mbstd_group_size' in _d_init_params(D_kwargs), # resolved and checked against the batch above
+            f'--mbstd-group: the {arch} discriminator has no minibatch standard deviation')
+        D_kwargs.mbstd_group_size = old_D.epilogue_kwargs.mbstd_group_size
     if arch != 'mlp': # convolutional: channel budget from --cbase/--cmax, else a small config's, else the network's
         for key, flag, value in [('channel_base', cbase, spec['cbase']), ('channel_max', cmax, spec['cmax'])]:
             value = flag if flag is not None else (value if cfg in SMALL_CFGS and value > 0 else None)
