@@ -9,10 +9,11 @@ budget, on ring8, grid25 and stacked MNIST, over several seeds. Writes a table t
 Every run is `train.py --cfg=<toy or stacked-mnist> --data=<dataset> --som-d=K --seed=S` (plus --kimg, --loss,
 --som-topo, --d-width and --set overrides), trained in a worker process with one thread; its last snapshot's G_ema is
 scored with the dataset's metric (modes_ring8, modes_grid25, modes_stacked_mnist: see metrics/mode_coverage.py).
-Reported per (dataset, D width, K): mean and standard error over the seeds of the covered modes, the high-quality share
+Reported per (dataset, D width, length, --set overrides, K): mean and standard error over the seeds of the covered modes, the high-quality share
 and the reverse KL (stacked MNIST: modes and KL), the number of runs that covered every mode, and wall and CPU
 seconds per run (training and scoring; CPU time is the worker's own, so other load on the machine inflates wall
-time only). Rows with K > 1 show the K=1 row of the same table beside them.
+time only). Rows with K > 1 show the K=1 row with the same data, D, length and overrides beside them (overrides of
+the SOM map, loss_kwargs.som_kwargs.*, do not apply at K=1). With --from-json, --kimg picks the runs of one length.
 
 The table goes between the markers <!-- modes:begin --> and <!-- modes:end --> in bench/RESULTS.md (added at
 the end the first time), with the date, the machine and the command; raw per-run results go to --json.
@@ -152,17 +153,21 @@ def run_one(job):
 # Table.
 
 def summarise(runs):
-    """{(dataset, D width, k): summary dict} over the successful runs."""
+    """{(dataset, D width, kimg, settings, k): summary dict} over the successful runs. Runs of another length
+    (--kimg) or with other --set overrides are rows of their own."""
     groups = {}
     for r in runs:
         if r['ok']:
-            groups.setdefault((r['dataset'], _d_width(r), r['k']), []).append(r)
+            groups.setdefault(_row_key(r) + (r['k'],), []).append(r)
     out = {}
-    for (dataset, d_width, k), rs in sorted(groups.items(), key=lambda item: (item[0][0], -item[0][1], item[0][2])):
+    order = lambda key: (key[0], -key[1], key[2] or 0, key[3], key[4])
+    for key in sorted(groups, key=order):
+        rs = groups[key]
+        dataset = key[0]
         _cfg, metric, num_modes = DATASETS[dataset]
         res = [r['results'] for r in rs]
-        s = dict(dataset=dataset, d_width=d_width, k=k, runs=len(rs), num_modes=num_modes,
-            modes=stderr_mean([x[metric] for x in res]),
+        s = dict(dataset=dataset, d_width=key[1], kimg=key[2], settings=key[3], k=key[4], runs=len(rs),
+            num_modes=num_modes, modes=stderr_mean([x[metric] for x in res]),
             full=sum(int(x[metric] == num_modes) for x in res),
             wall=stderr_mean([r['wall'] for r in rs]), cpu=stderr_mean([r['cpu'] for r in rs]))
         if dataset == 'stacked-mnist':
@@ -170,11 +175,27 @@ def summarise(runs):
         else:
             s['hq'] = stderr_mean([100 * x[metric + '_hq'] for x in res])
             s['rkl'] = stderr_mean([x[metric + '_rkl'] for x in res])
-        out[(dataset, d_width, k)] = s
+        out[key] = s
     return out
 
 def _d_width(run):
     return float(run.get('d_width', 1)) # runs recorded before --d-width had full-width D
+
+def _row_key(run):
+    """(dataset, D width, kimg or None for the config's, sorted 'key.path=value' overrides)."""
+    settings = tuple(sorted(f'{".".join(path)}={value if isinstance(value, str) else json.dumps(value)}'
+        for path, value in run.get('overrides') or []))
+    return (run['dataset'], _d_width(run), run.get('kimg'), settings)
+
+def _baseline_key(key):
+    """The K=1 row beside a row: same data, D, length and overrides, less those of the SOM map (no map at K=1)."""
+    dataset, d_width, kimg, settings, _k = key
+    return (dataset, d_width, kimg, tuple(s for s in settings if not s.startswith('loss_kwargs.som_kwargs.')), 1)
+
+def _row_name(key):
+    dataset, d_width, kimg, settings, _k = key
+    parts = ([f'D at {d_width:g} of G\'s width'] if d_width != 1 else []) + ([f'{kimg} kimg'] if kimg else [])
+    return ', '.join([dataset] + parts + [s.replace('loss_kwargs.', '', 1) for s in settings])
 
 def _fmt(pair, digits):
     mean, se = pair
@@ -190,15 +211,14 @@ def _quality(s):
 def format_table(summary):
     lines = ['| dataset | K | runs | modes (all covered) | high quality | reverse KL | wall s/run | CPU s/run | K=1, same budget: modes / HQ / rKL |',
              '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
-    for (dataset, d_width, k), s in summary.items():
-        base = summary.get((dataset, d_width, 1))
-        beside = _quality(base) if (base is not None and k != 1) else ''
-        if dataset == 'stacked-mnist':
+    for key, s in summary.items():
+        base = summary.get(_baseline_key(key))
+        beside = _quality(base) if (base is not None and s['k'] != 1) else ''
+        if s['dataset'] == 'stacked-mnist':
             hq, kl = 'n/a', 'KL ' + _fmt(s['kl'], 3)
         else:
             hq, kl = _fmt(s['hq'], 1) + '%', _fmt(s['rkl'], 3)
-        name = dataset if d_width == 1 else f'{dataset}, D at {d_width:g} of G\'s width'
-        lines.append(f'| {name} | {k} | {s["runs"]} | {_fmt(s["modes"], 2)} ({s["full"]}/{s["runs"]}) | {hq} | {kl} | '
+        lines.append(f'| {_row_name(key)} | {s["k"]} | {s["runs"]} | {_fmt(s["modes"], 2)} ({s["full"]}/{s["runs"]}) | {hq} | {kl} | '
             f'{s["wall"][0]:.0f} | {s["cpu"][0]:.0f} | {beside} |')
     return '\n'.join(lines)
 
@@ -275,7 +295,8 @@ def main(argv=None):
         with open(opts.from_json) as f:
             runs = [json.loads(line) for line in f if line.strip()]
         keep = {(j['dataset'], j['d_width'], j['k'], j['seed']) for j in jobs}
-        runs = [r for r in runs if (r['dataset'], _d_width(r), r['k'], r['seed']) in keep]
+        runs = [r for r in runs if (r['dataset'], _d_width(r), r['k'], r['seed']) in keep
+            and (opts.kimg is None or r.get('kimg') == opts.kimg)]
         jobs = []
     ctx = multiprocessing.get_context('spawn')
     with ctx.Pool(processes=max(min(opts.jobs, len(jobs)), 1), maxtasksperchild=1) as pool:

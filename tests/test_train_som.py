@@ -63,6 +63,9 @@ def test_som_options(folder):
     assert (toy.sigma_start, toy.sigma_end) == (0.5, 1.0) # half the diameter, above the floor of 0.3
     toy = _setup('ring8', cfg='toy', som_d=4, som_g_weights='mean', som_sigma_end=2.0)[1].loss_kwargs.som_kwargs
     assert (toy.g_weights, toy.sigma_start, toy.sigma_end) == ('mean', 2.0, 2.0) # never widens from a given end
+    # Stacked MNIST takes the toy's G rule only; sigma as everywhere else.
+    sm = _setup(folder, cfg='stacked-mnist', som_d=4)[1].loss_kwargs.som_kwargs
+    assert (sm.g_weights, sm.sigma_start, sm.sigma_end) == ('neighbourhood', pytest.approx(2 ** 0.5 / 2), 0.3)
     # A plain run stays plain: upstream's D kwargs, no SOM settings.
     desc, args = _setup(folder)
     assert 'num_heads' not in args.D_kwargs and 'som_kwargs' not in args.loss_kwargs

@@ -42,9 +42,10 @@ def test_summary_and_table(modes):
         _run('stacked-mnist', 1, 0, 990, kl=0.1), dict(dataset='ring8', k=9, seed=0, ok=False, error='x'),
         _run('stacked-mnist', 4, 0, 950, kl=0.3, d_width=0.25), _run('stacked-mnist', 1, 0, 700, kl=1.5, d_width=0.25)]
     summary = modes.summarise(runs)
-    assert list(summary) == [('ring8', 1, 1), ('ring8', 1, 4), ('stacked-mnist', 1, 1), ('stacked-mnist', 0.25, 1),
-        ('stacked-mnist', 0.25, 4)] # failed runs are left out; full-width D first
-    s1, s4 = summary[('ring8', 1, 1)], summary[('ring8', 1, 4)]
+    key = lambda dataset, d_width, k: (dataset, d_width, None, (), k)
+    assert list(summary) == [key('ring8', 1, 1), key('ring8', 1, 4), key('stacked-mnist', 1, 1),
+        key('stacked-mnist', 0.25, 1), key('stacked-mnist', 0.25, 4)] # failed runs are left out; full-width D first
+    s1, s4 = summary[key('ring8', 1, 1)], summary[key('ring8', 1, 4)]
     assert s1['modes'] == pytest.approx((7.0, 1.0)) # mean 7, sample std sqrt(2), se sqrt(2)/sqrt(2)
     assert s1['full'] == 1 and s4['full'] == 3 and s4['runs'] == 3
     assert s4['hq'] == pytest.approx((97.0, 1.0 / np.sqrt(3)))
@@ -58,6 +59,25 @@ def test_summary_and_table(modes):
     # The narrow-D rows are their own group, with their own K=1 baseline beside them.
     assert table[6].startswith("| stacked-mnist, D at 0.25 of G's width | 4 | 1 | 950.00 ± 0.00 (0/1) | n/a | KL 0.300")
     assert table[6].rstrip(' |').endswith('700.0 ± 0.0 / KL 1.500 ± 0.000')
+
+def test_rows_by_length_and_overrides(modes):
+    # Runs of another length or with other overrides are rows of their own; the K=1 row beside a row has the same
+    # length and overrides, less the SOM map's (K=1 has no map).
+    som = [(['loss_kwargs', 'som_kwargs', 'g_weights'], 'neighbourhood')]
+    runs = [_run('stacked-mnist', 1, 0, 700, kl=1.5, kimg=100), _run('stacked-mnist', 4, 0, 800, kl=1.0, kimg=100),
+        _run('stacked-mnist', 1, 0, 900, kl=0.5, kimg=400), _run('stacked-mnist', 4, 0, 950, kl=0.2, kimg=400, overrides=som),
+        _run('stacked-mnist', 4, 1, 970, kl=0.1, kimg=400, overrides=som),
+        _run('stacked-mnist', 4, 0, 10, kl=5.0, kimg=400, overrides=[(['loss_kwargs', 'r1_gamma'], 1)])]
+    summary = modes.summarise(runs)
+    assert len(summary) == 5
+    nbh = summary[('stacked-mnist', 1, 400, ('loss_kwargs.som_kwargs.g_weights=neighbourhood',), 4)]
+    assert nbh['runs'] == 2 and nbh['modes'] == pytest.approx((960.0, 10.0))
+    table = modes.format_table(summary).splitlines()[2:]
+    assert [row.split(' | ')[0] for row in table] == ['| stacked-mnist, 100 kimg'] * 2 + ['| stacked-mnist, 400 kimg'] + [
+        '| stacked-mnist, 400 kimg, r1_gamma=1', '| stacked-mnist, 400 kimg, som_kwargs.g_weights=neighbourhood']
+    assert table[1].rstrip(' |').endswith('700.0 ± 0.0 / KL 1.500 ± 0.000')
+    assert table[4].rstrip(' |').endswith('900.0 ± 0.0 / KL 0.500 ± 0.000')
+    assert table[3].endswith(' | 5 |  |') # no K=1 run with R1: nothing beside it
 
 def test_results_section_replaced(modes, tmp_path):
     path = tmp_path / 'RESULTS.md'
