@@ -138,7 +138,8 @@ def run_one(job):
             rank=0, device=torch.device('cpu'))
         res = dict(result.results)
         return dict(job, ok=True, results=res, train_wall=train_wall, train_cpu=train_cpu,
-            wall=time.time() - t0, cpu=time.process_time() - c0)
+            wall=time.time() - t0, cpu=time.process_time() - c0,
+            som_kwargs=dict(args.loss_kwargs.get('som_kwargs') or {})) # the map as run (the config's defaults change)
     except Exception as err: # pylint: disable=broad-except
         import traceback
         return dict(job, ok=False, error=f'{type(err).__name__}: {err}', trace=traceback.format_exc())
