@@ -9,10 +9,10 @@ budget, on ring8, grid25 and stacked MNIST, over several seeds. Writes a table t
 Every run is `train.py --cfg=<toy or stacked-mnist> --data=<dataset> --som-d=K --seed=S` (plus --kimg, --loss,
 --som-topo, --d-width and --set overrides), trained in a worker process with one thread; its last snapshot's G_ema is
 scored with the dataset's metric (modes_ring8, modes_grid25, modes_stacked_mnist: see metrics/mode_coverage.py).
-Reported per (dataset, D width, length, --set overrides, K): mean and standard error over the seeds of the covered modes, the high-quality share
-and the reverse KL (stacked MNIST: modes and KL), the number of runs that covered every mode, and wall and CPU
-seconds per run (training and scoring; CPU time is the worker's own, so other load on the machine inflates wall
-time only). Rows with K > 1 show the K=1 row with the same data, D, length and overrides beside them (overrides of
+Reported per (dataset, D width, length, --set overrides, K): mean and standard error over the seeds of the covered
+modes, the high-quality share and the reverse KL (stacked MNIST: modes and KL), the number of runs that covered every
+mode, and wall and CPU seconds per run (training and scoring; CPU time is the worker's own, so other load on the
+machine inflates wall time only). Rows with K > 1 show the K=1 row with the same data, D, length and overrides beside them (overrides of
 the SOM map, loss_kwargs.som_kwargs.*, do not apply at K=1). With --from-json, --kimg picks the runs of one length.
 
 The table goes between the markers <!-- modes:begin --> and <!-- modes:end --> in bench/RESULTS.md (added at
@@ -164,11 +164,11 @@ def summarise(runs):
     order = lambda key: (key[0], -key[1], key[2] or 0, key[3], key[4])
     for key in sorted(groups, key=order):
         rs = groups[key]
-        dataset = key[0]
+        dataset, d_width, k = key[0], key[1], key[-1]
         _cfg, metric, num_modes = DATASETS[dataset]
         res = [r['results'] for r in rs]
-        s = dict(dataset=dataset, d_width=key[1], kimg=key[2], settings=key[3], k=key[4], runs=len(rs),
-            num_modes=num_modes, modes=stderr_mean([x[metric] for x in res]),
+        s = dict(dataset=dataset, d_width=d_width, k=k, runs=len(rs), num_modes=num_modes,
+            modes=stderr_mean([x[metric] for x in res]),
             full=sum(int(x[metric] == num_modes) for x in res),
             wall=stderr_mean([r['wall'] for r in rs]), cpu=stderr_mean([r['cpu'] for r in rs]))
         if dataset == 'stacked-mnist':
