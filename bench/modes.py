@@ -12,8 +12,9 @@ scored with the dataset's metric (modes_ring8, modes_grid25, modes_stacked_mnist
 Reported per (dataset, D width, length, --set overrides, K): mean and standard error over the seeds of the covered
 modes, the high-quality share and the reverse KL (stacked MNIST: modes and KL), the number of runs that covered every
 mode, and wall and CPU seconds per run (training and scoring; CPU time is the worker's own, so other load on the
-machine inflates wall time only). Rows with K > 1 show the K=1 row with the same data, D, length and overrides beside them (overrides of
-the SOM map, loss_kwargs.som_kwargs.*, do not apply at K=1). With --from-json, --kimg picks the runs of one length.
+machine inflates wall time only). Rows with K > 1 show the K=1 row with the same data, D, length and overrides
+beside them (overrides of the SOM map, loss_kwargs.som_kwargs.*, do not apply at K=1). With --from-json, --kimg picks
+the runs of one length.
 
 The table goes between the markers <!-- modes:begin --> and <!-- modes:end --> in bench/RESULTS.md (added at
 the end the first time), with the date, the machine and the command; raw per-run results go to --json.
