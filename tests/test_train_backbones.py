@@ -108,6 +108,26 @@ def _channels_by_resolution(module):
             out[int(match.group(2))] = param.shape[1 if match.group(1) == 'up' else 0] # ConvTranspose: [in, out]
     return out
 
+def test_stacked_mnist_scored_by_default(tmp_path, monkeypatch):
+    # The built-in set is a cached zip (.../stacked-mnist.zip): its runs log their mode coverage, with the digit
+    # classifier trained on the MNIST files the set was made from.
+    import zipfile
+    import train
+    from stylegan_som import datasets_builtin
+    folder = make_image_folder(tmp_path / 'digits', num=4, res=28)
+    zip_path = tmp_path / 'cache' / 'stacked-mnist.zip'
+    os.makedirs(zip_path.parent)
+    with zipfile.ZipFile(zip_path, 'w') as z:
+        for name in sorted(os.listdir(folder)):
+            z.write(os.path.join(folder, name), name)
+    monkeypatch.setitem(datasets_builtin.BUILTIN, 'stacked-mnist', lambda verbose=True: str(zip_path))
+    monkeypatch.setenv('SGSOM_MNIST_DIR', '')
+    _desc, args = train.setup_training_loop_kwargs(cfg='stacked-mnist', data='stacked-mnist', device_type='cpu')
+    assert args.metrics == ['modes_stacked_mnist']
+    assert os.environ['SGSOM_MNIST_DIR'] == datasets_builtin.idx_dataset_dir('mnist')
+    _desc, args = train.setup_training_loop_kwargs(cfg='stacked-mnist', data=folder, device_type='cpu')
+    assert args.metrics == [] # another 28x28 set: no digit triples to count
+
 def test_d_width(tmp_path):
     import dnnlib
     import train
