@@ -186,7 +186,7 @@ def calc_metrics(ctx, network_pkl, metrics, data, mirror, gpus, verbose, incepti
       Mode coverage (no dataset or downloaded weights needed):
         modes_ring8          Covered modes, high-quality share, reverse KL: 8 Gaussians on a ring (2-D G).
         modes_grid25         The same for a 5x5 grid of Gaussians (2-D G).
-        modes_stacked_mnist  Covered digit triples out of 1,000 and KL (3-channel 28x28/32x32 G; needs --mnist).
+        modes_stacked_mnist  Covered digit triples out of 1,000, KL, share read with confidence (3-channel 28x28/32x32 G; --mnist).
 
     \b
     Feature detectors are downloaded from upstream's URLs into the dnnlib cache (~/.cache/dnnlib or

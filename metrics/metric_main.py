@@ -185,7 +185,7 @@ def modes_discs8(opts):
 
 @_register(data=False, mnist=True)
 def modes_stacked_mnist(opts):
-    modes, kl = mode_coverage.compute_stacked_mnist_modes(opts, num_gen=_cap(opts, 26000))
-    return dict(modes_stacked_mnist=modes, modes_stacked_mnist_kl=kl)
+    modes, kl, hq = mode_coverage.compute_stacked_mnist_modes(opts, num_gen=_cap(opts, 26000))
+    return dict(modes_stacked_mnist=modes, modes_stacked_mnist_kl=kl, modes_stacked_mnist_hq=hq)
 
 #----------------------------------------------------------------------------

@@ -12,8 +12,11 @@ What the generator must produce, for G called as G(z=z, c=c, **G_kwargs) with z 
 * `modes_stacked_mnist`: images [N, 3, H, W] in [-1, 1] like any image generator; each channel is one MNIST digit.
   Images are quantised to 8 bits as for the other metrics and, if H, W != 28, resized to 28x28 (bilinear with
   antialiasing). Each channel is classified by a CNN this module trains on MNIST (>= 99% test accuracy), giving a
-  triple out of 1,000. Of 26,000 samples, reported: `modes_stacked_mnist` (distinct triples) and
-  `modes_stacked_mnist_kl` (KL(triple histogram || uniform over 1,000)).
+  triple out of 1,000. Of 26,000 samples, reported: `modes_stacked_mnist` (distinct triples),
+  `modes_stacked_mnist_kl` (KL(triple histogram || uniform over 1,000)) and `modes_stacked_mnist_hq` (share of
+  samples whose three digits the classifier reads with probability >= 0.9). 26,000 real stacked-MNIST images score
+  1,000 modes, KL 0.023 and 0.92. The KL counts every sample, read or guessed: a low share says how much of it is
+  the classifier's guesses.
 * `modes_discs8`: images [N, 3, 32, 32] in [-1, 1], scored against the built-in dataset `discs8` (one disc of one
   of 8 colours on black; see stylegan_som/datasets_builtin.py). Images are quantised to 8 bits, and each is read by
   fixed rules, without a network. Disc pixels are those whose brightest channel is >= 128 (the disc's rim lies
@@ -357,14 +360,24 @@ def to_uint8_digits(images):
         images = images.round().clamp(0, 255).to(torch.uint8)
     return images.reshape(-1, 1, 28, 28)
 
+STACKED_MNIST_CONFIDENCE = 0.9 # a digit is read with confidence if the classifier gives it this probability
+
 @torch.no_grad()
-def classify_stacked(images, classifier, batch_size=1024):
-    """Triples 100 * d0 + 10 * d1 + d2 (channel 0 gives the hundreds) for images [N, 3, H, W]; int64 array [N]."""
+def read_stacked(images, classifier, batch_size=1024):
+    """int64 array [N, 2] for images [N, 3, H, W]: the triple 100 * d0 + 10 * d1 + d2 (channel 0 gives the
+    hundreds) and 1 if the classifier reads all three digits with confidence (STACKED_MNIST_CONFIDENCE), else 0."""
     digits = to_uint8_digits(torch.as_tensor(images))
     device = next(iter(classifier.parameters()), torch.empty(0)).device
-    labels = torch.cat([classifier(digits[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(digits), batch_size)])
+    probs = torch.cat([torch.softmax(classifier(digits[i : i + batch_size].to(device)).float(), 1).cpu()
+        for i in range(0, len(digits), batch_size)])
+    confidence, labels = probs.max(1)
     labels = labels.reshape(-1, 3).numpy().astype(np.int64)
-    return labels[:, 0] * 100 + labels[:, 1] * 10 + labels[:, 2]
+    confident = (confidence.reshape(-1, 3) >= STACKED_MNIST_CONFIDENCE).all(1).numpy().astype(np.int64)
+    return np.stack([labels[:, 0] * 100 + labels[:, 1] * 10 + labels[:, 2], confident], axis=1)
+
+def classify_stacked(images, classifier, batch_size=1024):
+    """Triples 100 * d0 + 10 * d1 + d2 (channel 0 gives the hundreds) for images [N, 3, H, W]; int64 array [N]."""
+    return read_stacked(images, classifier, batch_size)[:, 0]
 
 def score_triples(triples, num_modes=STACKED_MNIST_MODES):
     """(number of distinct triples, KL(triple histogram || uniform over num_modes))."""
@@ -372,10 +385,11 @@ def score_triples(triples, num_modes=STACKED_MNIST_MODES):
     return int(np.count_nonzero(counts)), kl_to_uniform(counts)
 
 def compute_stacked_mnist_modes(opts, num_gen=26000, batch_size=256):
+    """(distinct triples, KL to uniform, share of samples whose three digits are all read with confidence)."""
     if opts.rank != 0:
-        return float('nan'), float('nan')
+        return float('nan'), float('nan'), float('nan')
     classifier = get_mnist_classifier(device=opts.device, verbose=opts.progress.verbose)
-    triples = _generate(opts, num_gen, batch_size, lambda x: classify_stacked(x, classifier))
-    return score_triples(triples)
+    read = _generate(opts, num_gen, batch_size, lambda x: read_stacked(x, classifier))
+    return score_triples(read[:, 0]) + (float(read[:, 1].mean()),)
 
 #----------------------------------------------------------------------------

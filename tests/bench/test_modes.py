@@ -30,17 +30,18 @@ def test_parsing(modes):
 def _run(dataset, k, seed, modes_found, hq=None, rkl=None, kl=None, **extra):
     metric = {'ring8': 'modes_ring8', 'stacked-mnist': 'modes_stacked_mnist'}[dataset]
     res = {metric: modes_found}
-    if hq is not None:
-        res.update({metric + '_hq': hq, metric + '_rkl': rkl})
-    else:
-        res[metric + '_kl'] = kl
+    for name, value in [('_hq', hq), ('_rkl', rkl), ('_kl', kl)]:
+        if value is not None:
+            res[metric + name] = value
     return dict(dataset=dataset, k=k, seed=seed, ok=True, results=res, wall=10.0 + seed, cpu=5.0, **extra)
 
 def test_summary_and_table(modes):
     runs = [_run('ring8', 1, 0, 8, 0.9, 0.1), _run('ring8', 1, 1, 6, 0.7, 0.3),
         _run('ring8', 4, 0, 8, 0.98, 0.01), _run('ring8', 4, 1, 8, 0.96, 0.03), _run('ring8', 4, 2, 8, 0.97, 0.02),
-        _run('stacked-mnist', 1, 0, 990, kl=0.1), dict(dataset='ring8', k=9, seed=0, ok=False, error='x'),
-        _run('stacked-mnist', 4, 0, 950, kl=0.3, d_width=0.25), _run('stacked-mnist', 1, 0, 700, kl=1.5, d_width=0.25)]
+        _run('stacked-mnist', 1, 0, 990, kl=0.1), _run('stacked-mnist', 1, 1, 980, hq=0.6, kl=0.2),
+        dict(dataset='ring8', k=9, seed=0, ok=False, error='x'),
+        _run('stacked-mnist', 4, 0, 950, hq=0.5, kl=0.3, d_width=0.25),
+        _run('stacked-mnist', 1, 0, 700, hq=0.3, kl=1.5, d_width=0.25)]
     summary = modes.summarise(runs)
     key = lambda dataset, d_width, k: (dataset, d_width, None, (), k)
     assert list(summary) == [key('ring8', 1, 1), key('ring8', 1, 4), key('stacked-mnist', 1, 1),
@@ -55,10 +56,11 @@ def test_summary_and_table(modes):
     row4 = table[3]
     assert '| ring8 | 4 | 3 | 8.00 ± 0.00 (3/3) | 97.0 ± 0.6% | 0.020 ± 0.006 |' in row4
     assert row4.rstrip(' |').endswith('7.00 ± 1.00 / 80.0 ± 10.0% / 0.200 ± 0.100') # the K=1 baseline beside it
-    assert '| stacked-mnist | 1 | 1 | 990.00 ± 0.00 (0/1) | n/a | KL 0.100 ± 0.000 |' in table[4]
+    # Stacked MNIST's high-quality share (confidently read digits) only where every run of the row measured it.
+    assert '| stacked-mnist | 1 | 2 | 985.00 ± 5.00 (0/2) | n/a | KL 0.150 ± 0.050 |' in table[4]
     # The narrow-D rows are their own group, with their own K=1 baseline beside them.
-    assert table[6].startswith("| stacked-mnist, D at 0.25 of G's width | 4 | 1 | 950.00 ± 0.00 (0/1) | n/a | KL 0.300")
-    assert table[6].rstrip(' |').endswith('700.0 ± 0.0 / KL 1.500 ± 0.000')
+    assert table[6].startswith("| stacked-mnist, D at 0.25 of G's width | 4 | 1 | 950.00 ± 0.00 (0/1) | 50.0 ± 0.0% | KL 0.300")
+    assert table[6].rstrip(' |').endswith('700.0 ± 0.0 / 30.0 ± 0.0% / KL 1.500 ± 0.000')
 
 def test_rows_by_length_and_overrides(modes):
     # Runs of another length or with other overrides are rows of their own; the K=1 row beside a row has the same

@@ -95,14 +95,17 @@ def test_toy_metric_rejects_images():
 # Stacked MNIST with a stand-in classifier: a digit image of constant grey level 20 d + 10 reads as d.
 
 class GreyLevelClassifier(torch.nn.Module):
+    """Reads a grey level of 20 d + 10 as d, with confidence (a margin of 20 logits); 20 d + 2 only just (1 logit)."""
     def forward(self, x):
         assert x.dtype == torch.uint8 and x.shape[1:] == (1, 28, 28)
-        d = (x.float().mean((1, 2, 3)) / 20).floor().long().clamp(0, 9)
-        return torch.nn.functional.one_hot(d, 10).float()
+        level = x.float().mean((1, 2, 3))
+        d = (level / 20).floor().long().clamp(0, 9)
+        margin = torch.where(level - 20 * d >= 5, 20.0, 1.0)
+        return torch.nn.functional.one_hot(d, 10).float() * margin[:, None]
 
-def _stacked(triples, res=32):
+def _stacked(triples, res=32, offset=10):
     digits = torch.tensor([[t // 100, t // 10 % 10, t % 10] for t in triples], dtype=torch.float32)
-    grey = (20 * digits + 10) / 127.5 - 1 + 0.25 / 127.5 # in [-1, 1]; exact after 8-bit quantisation
+    grey = (20 * digits + offset) / 127.5 - 1 + 0.25 / 127.5 # in [-1, 1]; exact after 8-bit quantisation
     return grey.reshape(-1, 3, 1, 1).expand(-1, 3, res, res)
 
 def test_stacked_triples_and_scores():
@@ -115,6 +118,10 @@ def test_stacked_triples_and_scores():
     assert modes == 3 and kl == pytest.approx(0.5 * math.log(500) + 0.5 * math.log(250))
     with pytest.raises(ValueError, match=r'\[N, 3, H, W\]'):
         mc.classify_stacked(torch.zeros([2, 1, 28, 28]), clf)
+    # Confidence: all three digits must be read clearly; one doubtful channel makes the sample doubtful.
+    images = torch.cat([_stacked([123, 456]), _stacked([789], offset=2)])
+    images[1, 2] = _stacked([6], offset=2)[0, 2] # 456 with a doubtful 6
+    np.testing.assert_array_equal(mc.read_stacked(images, clf), [[123, 1], [456, 0], [789, 0]])
 
 class StackedG(torch.nn.Module):
     def __init__(self, only=None):
@@ -129,6 +136,7 @@ def test_stacked_mnist_through_registry():
     torch.manual_seed(0)
     res = metric_main.calc_metric('modes_stacked_mnist', G=StackedG(only=707), device='cpu', max_items=50).results
     assert res.modes_stacked_mnist == 1 and res.modes_stacked_mnist_kl == pytest.approx(math.log(1000))
+    assert res.modes_stacked_mnist_hq == 1
     res = metric_main.calc_metric('modes_stacked_mnist', G=StackedG(), device='cpu', max_items=3000).results
     assert 900 < res.modes_stacked_mnist <= 1000 and res.modes_stacked_mnist_kl < 0.3
 
