@@ -474,8 +474,7 @@ def _setup_backbone(args, desc, arch=None, cfg=None, metrics=None, aug=None, cba
     arch = _arch_of(arch, cfg)
     _check(arch in plugins.BACKBONES, f'--arch: unknown backbone {arch!r}; choose from {", ".join(plugins.BACKBONES.names())}')
     points = args.training_set_kwargs.class_name.endswith('.PointDataset')
-    data_path = str(args.training_set_kwargs.path)
-    data_name = os.path.splitext(os.path.basename(data_path))[0] # the built-in stacked MNIST is a cached zip
+    data_name = os.path.splitext(os.path.basename(str(args.training_set_kwargs.path)))[0] # stacked-mnist.zip
     if points:
         _check(arch == 'mlp', f'--data={data_name} is 2-D point data, which only --arch=mlp models (e.g. --cfg=toy)')
         _check(not mirror, f'--mirror has no meaning for the 2-D points of --data={data_name}')

@@ -173,7 +173,7 @@ def summarise(runs):
             full=sum(int(x[metric] == num_modes) for x in res),
             wall=stderr_mean([r['wall'] for r in rs]), cpu=stderr_mean([r['cpu'] for r in rs]))
         hq = [x.get(metric + '_hq') for x in res] # stacked MNIST: not in runs recorded before it was measured
-        s['hq'] = stderr_mean([100 * h for h in hq]) if None not in hq else (float('nan'), float('nan'))
+        s['hq'] = stderr_mean([100 * h for h in hq] if None not in hq else [])
         if dataset == 'stacked-mnist':
             s['kl'] = stderr_mean([x[metric + '_kl'] for x in res])
         else:
@@ -206,11 +206,14 @@ def _fmt(pair, digits):
         return 'n/a'
     return f'{mean:.{digits}f} ± {se:.{digits}f}'
 
+def _fmt_share(pair):
+    return _fmt(pair, 1) + ('%' if np.isfinite(pair[0]) else '')
+
 def _quality(s):
     if s['dataset'] == 'stacked-mnist':
-        hq = f' / {_fmt(s["hq"], 1)}%' if np.isfinite(s['hq'][0]) else ''
+        hq = f' / {_fmt_share(s["hq"])}' if np.isfinite(s['hq'][0]) else ''
         return f'{_fmt(s["modes"], 1)}{hq} / KL {_fmt(s["kl"], 3)}'
-    return f'{_fmt(s["modes"], 2)} / {_fmt(s["hq"], 1)}% / {_fmt(s["rkl"], 3)}'
+    return f'{_fmt(s["modes"], 2)} / {_fmt_share(s["hq"])} / {_fmt(s["rkl"], 3)}'
 
 def format_table(summary):
     lines = ['| dataset | K | runs | modes (all covered) | high quality | reverse KL | wall s/run | CPU s/run | K=1, same budget: modes / HQ / rKL |',
@@ -218,9 +221,8 @@ def format_table(summary):
     for key, s in summary.items():
         base = summary.get(_baseline_key(key))
         beside = _quality(base) if (base is not None and s['k'] != 1) else ''
-        hq = _fmt(s['hq'], 1) + ('%' if np.isfinite(s['hq'][0]) else '')
         kl = 'KL ' + _fmt(s['kl'], 3) if s['dataset'] == 'stacked-mnist' else _fmt(s['rkl'], 3)
-        lines.append(f'| {_row_name(key)} | {s["k"]} | {s["runs"]} | {_fmt(s["modes"], 2)} ({s["full"]}/{s["runs"]}) | {hq} | {kl} | '
+        lines.append(f'| {_row_name(key)} | {s["k"]} | {s["runs"]} | {_fmt(s["modes"], 2)} ({s["full"]}/{s["runs"]}) | {_fmt_share(s["hq"])} | {kl} | '
             f'{s["wall"][0]:.0f} | {s["cpu"][0]:.0f} | {beside} |')
     return '\n'.join(lines)
 
