@@ -141,8 +141,8 @@ def setup_training_loop_kwargs(
     som_normalize=None, som_g_weights=None,
     # Discriminator head (see _setup_d_head).
     d_head=None,
-    # Self-attention blocks and D's spectral normalisation (see _setup_attention_sn).
-    g_attn=None, d_attn=None, d_sn=None,
+    # Self-attention blocks and D's normalisation (see _setup_attention_norm).
+    g_attn=None, d_attn=None, d_sn=None, d_bn=None,
 ):
     """Turn command-line values into (run description, training_loop kwargs). Every problem is a UserError."""
     args = dnnlib.EasyDict()
@@ -380,7 +380,7 @@ def setup_training_loop_kwargs(
         workers=workers)
 
     desc = _setup_d_width(args, desc, d_width=d_width) # on the chosen backbone, before the SOM heads wrap D
-    desc = _setup_attention_sn(args, desc, g_attn=g_attn, d_attn=d_attn, d_sn=d_sn) # on the chosen backbone
+    desc = _setup_attention_norm(args, desc, g_attn=g_attn, d_attn=d_attn, d_sn=d_sn, d_bn=d_bn) # chosen backbone
 
     # Learning-rate ramp-down at the end of the run: --lr-rampdown, else the small config's default, else off.
     if lr_rampdown is not None:
@@ -561,7 +561,7 @@ def _setup_d_width(args, desc, d_width=None):
     return desc + f'-dwidth{d_width:g}'
 
 #----------------------------------------------------------------------------
-# Self-attention blocks (--g-attn, --d-attn) and spectral normalisation of D (--d-sn).
+# Self-attention blocks (--g-attn, --d-attn) and D's normalisation (--d-sn, --d-bn).
 
 def _attn_resolutions(values, flag, allowed):
     out = []
@@ -575,11 +575,11 @@ def _attn_resolutions(values, flag, allowed):
         out.append(res)
     return sorted(set(out))
 
-def _setup_attention_sn(args, desc, g_attn=None, d_attn=None, d_sn=None):
+def _setup_attention_norm(args, desc, g_attn=None, d_attn=None, d_sn=None, d_bn=None):
     """--g-attn/--d-attn: resolutions of self-attention blocks (G: on the features after those blocks, D: on
-    those entering them), into G_kwargs.synthesis_kwargs and D_kwargs.attn_resolutions; --d-sn: D_kwargs.
-    spectral_norm. Runs on the final backbone's kwargs. Returns the new run description."""
-    if not g_attn and not d_attn and d_sn is None:
+    those entering them), into G_kwargs.synthesis_kwargs and D_kwargs.attn_resolutions; --d-sn and --d-bn:
+    D_kwargs.spectral_norm and batch_norm. Runs on the final backbone's kwargs. Returns the new run description."""
+    if not g_attn and not d_attn and d_sn is None and d_bn is None:
         return desc
     D_params = _d_init_params(args.D_kwargs)
     res = args.training_set_kwargs.resolution
@@ -601,11 +601,12 @@ def _setup_attention_sn(args, desc, g_attn=None, d_attn=None, d_sn=None):
         else:
             args.D_kwargs.attn_resolutions = resolutions
         desc += f'-{flag[2:].replace("-", "")}{".".join(str(r) for r in resolutions)}'
-    if d_sn is not None:
-        _check('spectral_norm' in D_params, f'--d-sn: the {args.D_kwargs.class_name.rsplit(".", 2)[-2]} '
-            'backbone has no spectral normalisation option')
-        args.D_kwargs.spectral_norm = bool(d_sn)
-        desc += f'-dsn{int(bool(d_sn))}'
+    backbone = args.D_kwargs.class_name.rsplit(".", 2)[-2]
+    for flag, key, value, what in [('--d-sn', 'spectral_norm', d_sn, 'spectral'), ('--d-bn', 'batch_norm', d_bn, 'batch')]:
+        if value is not None:
+            _check(key in D_params, f'{flag}: the {backbone} backbone has no {what} normalisation option')
+            args.D_kwargs[key] = bool(value)
+            desc += f'-{flag[2:].replace("-", "")}{int(bool(value))}'
     return desc
 
 #----------------------------------------------------------------------------
@@ -916,6 +917,7 @@ def _augpipe_names():
 @click.option('--g-attn',       help='Self-attention in G on the features after these resolutions\' blocks, comma-separated [default: none]', callback=_comma_list, metavar='LIST')
 @click.option('--d-attn',       help='Self-attention in D on the features entering these resolutions\' blocks, comma-separated [default: none]', callback=_comma_list, metavar='LIST')
 @click.option('--d-sn',         help='Spectral normalisation of every weight of D [default: false; true for dcgan and resnet]', type=bool, metavar='BOOL')
+@click.option('--d-bn',         help='Batch normalisation after each strided convolution of D (dcgan) [default: false]', type=bool, metavar='BOOL')
 
 def main(ctx, outdir, dry_run, **config_kwargs):
     """Train a GAN as in "Training Generative Adversarial Networks with Limited Data" (StyleGAN2-ADA).

@@ -77,10 +77,11 @@ def test_backbone_kwargs(tmp_path):
     # Attention and spectral norm on a small backbone, at its own resolutions (28 -> 14 -> 7).
     mnist_like = dict(data=make_image_folder(tmp_path / 'res28', num=4, res=28), device_type='cpu')
     _desc, args = train.setup_training_loop_kwargs(cfg='cpu', arch='dcgan', g_attn=['14'], d_attn=['7', '14'],
-        d_sn=False, **mnist_like)
+        d_sn=False, d_bn=True, **mnist_like)
     assert args.training_set_kwargs.resolution == 28 # no power of two needed by the small backbones
     assert args.G_kwargs.synthesis_kwargs.attn_resolutions == [14] and args.D_kwargs.attn_resolutions == [7, 14]
-    assert args.D_kwargs.spectral_norm is False
+    assert args.D_kwargs.spectral_norm is False and args.D_kwargs.batch_norm is True
+    assert _desc.endswith('-dsn0-dbn1'), _desc
     bad = [
         (dict(cfg='cpu', arch='stylegan2', **mnist_like), 'power-of-two'),
         (dict(cfg='cpu', arch='dcgan', d_attn=['8'], **mnist_like), '--d-attn'),
@@ -91,6 +92,7 @@ def test_backbone_kwargs(tmp_path):
         (dict(cfg='cpu', arch='dcgan', freezed=1, **plain), '--freezed'),
         (dict(cfg='cpu', arch='mlp', cbase=64, **plain), '--cbase'),
         (dict(cfg='toy', arch='mlp', mbstd_group=2, **plain), '--mbstd-group'),
+        (dict(cfg='cpu', arch='resnet', d_bn=True, **plain), '--d-bn: the resnet backbone has no batch normalisation'),
         (dict(cfg='cpu', arch='resnet', mbstd_group=2, **plain), '--mbstd-group: the resnet discriminator has no'),
         (dict(cfg='toy', data='ring8', lr_rampdown=1.5), '--lr-rampdown'),
         (dict(cfg='toy', data='ring8', lr_rampdown=-0.1), '--lr-rampdown'),

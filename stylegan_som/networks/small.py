@@ -254,10 +254,11 @@ class DCGANGenerator(_GeneratorBase):
 class DCGANDiscriminator(torch.nn.Module):
     """image [N, C, R, R], c [N, c_dim] -> logits [N, num_heads]. Per resolution down to r0: a 3x3 convolution
     and a 4x4 stride-2 convolution (leaky ReLU 0.1); then [minibatch stddev +] a 3x3 convolution at r0, flattened
-    into the head. mbstd_group_size > 0 adds StyleGAN's minibatch standard deviation as one more feature map."""
+    into the head. mbstd_group_size > 0 adds StyleGAN's minibatch standard deviation as one more feature map;
+    batch_norm normalises each strided convolution's output (as in Radford et al.'s DCGAN, whose D has no SN)."""
 
     def __init__(self, c_dim, img_resolution, img_channels, channel_base=2048, channel_max=512, spectral_norm=True,
-            num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={}, mbstd_group_size=0):
+            num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={}, mbstd_group_size=0, batch_norm=False):
         super().__init__()
         self.mbstd_group_size = mbstd_group_size
         self.c_dim = c_dim
@@ -278,6 +279,7 @@ class DCGANDiscriminator(torch.nn.Module):
         for res in self.block_resolutions:
             setattr(self, f'conv{res}', Conv2d(cin, channels(res), 3, padding=1, **sn))
             setattr(self, f'down{res}', Conv2d(channels(res), channels(res // 2), 4, stride=2, padding=1, **sn))
+            setattr(self, f'norm{res}', _norm(batch_norm, channels(res // 2)))
             cin = channels(res // 2)
         self.conv_out = Conv2d(cin + (1 if mbstd_group_size else 0), channels(self.r0), 3, padding=1, **sn)
         self.num_features = channels(self.r0) * self.r0 * self.r0
@@ -294,7 +296,7 @@ class DCGANDiscriminator(torch.nn.Module):
         x = img.to(torch.float32)
         for res in self.block_resolutions:
             x = self._attend(lrelu(getattr(self, f'conv{res}')(x)), res)
-            x = lrelu(getattr(self, f'down{res}')(x))
+            x = lrelu(getattr(self, f'norm{res}')(getattr(self, f'down{res}')(x)))
         if self.mbstd_group_size:
             x = minibatch_stddev(x, self.mbstd_group_size)
         x = self._attend(lrelu(self.conv_out(x)), self.r0)

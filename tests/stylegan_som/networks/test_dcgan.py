@@ -34,6 +34,20 @@ def test_spectral_norm_switch():
     _, D = common.build('dcgan', 28, 3, D_kwargs=dict(SMALL['D_kwargs'], spectral_norm=False))
     assert not any(name.endswith('weight_u') for name, _ in D.named_buffers())
 
+def test_batch_norm_switch():
+    G, D = common.build('dcgan', 28, 3, D_kwargs=dict(SMALL['D_kwargs'], batch_norm=True, spectral_norm=False))
+    norms = [type(getattr(D, f'norm{res}')).__name__ for res in D.block_resolutions]
+    assert norms == ['BatchNorm2d'] * 2 # after each strided convolution
+    img, c = common.check_generator_interface(G)
+    # Training mode normalises by the batch: a sample's score depends on the others in its batch.
+    assert not torch.allclose(D(img[:2], c[:2]), D(img, c)[:2])
+    D.eval()
+    torch.testing.assert_close(D(img[:2], c[:2]), D(img, c)[:2])
+    common.check_roundtrip(G, D, img, c)
+    _, D0 = common.build('dcgan', 28, 3, **SMALL) # off by default: identities, no parameters
+    assert [n for n, _ in D0.named_modules() if 'norm' in n] == ['norm28', 'norm14']
+    assert not any('norm' in n for n, _ in D0.named_parameters())
+
 def test_attention_blocks_start_as_identity():
     G0, D0 = common.build('dcgan', 28, 3, **SMALL)
     G1, D1 = common.build('dcgan', 28, 3, G_kwargs=dict(synthesis_kwargs=dict(SMALL['G_kwargs']['synthesis_kwargs'],
