@@ -582,6 +582,7 @@ def _setup_attention_norm(args, desc, g_attn=None, d_attn=None, d_sn=None, d_bn=
     if not g_attn and not d_attn and d_sn is None and d_bn is None:
         return desc
     D_params = _d_init_params(args.D_kwargs)
+    backbone = args.D_kwargs.class_name.rsplit('.', 2)[-2]
     res = args.training_set_kwargs.resolution
     if args.D_kwargs.class_name == 'stylegan_som.networks.stylegan2.Discriminator':
         allowed = [2 ** k for k in range(2, int(res).bit_length() - 1)] # feature maps between blocks: 4 .. res/2
@@ -593,16 +594,15 @@ def _setup_attention_norm(args, desc, g_attn=None, d_attn=None, d_sn=None, d_bn=
     for flag, values in [('--g-attn', g_attn), ('--d-attn', d_attn)]:
         if not values:
             continue
-        _check('attn_resolutions' in D_params, f'{flag}: the {args.D_kwargs.class_name.rsplit(".", 2)[-2]} '
-            'backbone has no attention blocks')
+        _check('attn_resolutions' in D_params, f'{flag}: the {backbone} backbone has no attention blocks')
         resolutions = _attn_resolutions(values, flag, allowed)
         if flag == '--g-attn':
             args.G_kwargs.synthesis_kwargs.attn_resolutions = resolutions
         else:
             args.D_kwargs.attn_resolutions = resolutions
         desc += f'-{flag[2:].replace("-", "")}{".".join(str(r) for r in resolutions)}'
-    backbone = args.D_kwargs.class_name.rsplit(".", 2)[-2]
-    for flag, key, value, what in [('--d-sn', 'spectral_norm', d_sn, 'spectral'), ('--d-bn', 'batch_norm', d_bn, 'batch')]:
+    norms = [('--d-sn', 'spectral_norm', d_sn, 'spectral'), ('--d-bn', 'batch_norm', d_bn, 'batch')]
+    for flag, key, value, what in norms:
         if value is not None:
             _check(key in D_params, f'{flag}: the {backbone} backbone has no {what} normalisation option')
             args.D_kwargs[key] = bool(value)
