@@ -133,7 +133,7 @@ def setup_training_loop_kwargs(
     # Backbone (see _setup_backbone).
     arch=None,
     # Performance.
-    fp32=None, nhwc=None, allow_tf32=None, nobench=None, workers=None,
+    fp32=None, nhwc=None, allow_tf32=None, nobench=None, workers=None, bf16=None,
     # Where it runs: 'cuda' or 'cpu'; number of processes already launched (torchrun), or None.
     device_type=None, world_size=None,
     # Loss objective and SOM discriminator heads (see _setup_som_and_loss).
@@ -362,6 +362,9 @@ def setup_training_loop_kwargs(
         args.G_kwargs.synthesis_kwargs.num_fp16_res = args.D_kwargs.num_fp16_res = 0
         if fp32:
             args.G_kwargs.synthesis_kwargs.conv_clamp = args.D_kwargs.conv_clamp = None
+    if bf16:
+        _check(device_type == 'cpu', '--bf16 is for training on a CPU; on a GPU the fp16 layers do this (--fp32=0)')
+        args.loss_kwargs.bf16 = True
     if nhwc:
         args.G_kwargs.synthesis_kwargs.fp16_channels_last = args.D_kwargs.block_kwargs.fp16_channels_last = True
     if nobench:
@@ -894,6 +897,7 @@ def _augpipe_names():
 
 # Speed.
 @click.option('--fp32',         help='Train in float32 throughout (no fp16 layers)', type=bool, metavar='BOOL')
+@click.option('--bf16',         help='On a CPU, run G and D in bfloat16 autocast (faster with AVX-512 BF16 or AMX) [default: false]', type=bool, metavar='BOOL')
 @click.option('--nhwc',         help='Channels-last memory layout for the fp16 layers', type=bool, metavar='BOOL')
 @click.option('--nobench',      help='Turn off cuDNN autotuning', type=bool, metavar='BOOL')
 @click.option('--allow-tf32',   help='Let matmul and convolutions use TF32', type=bool, metavar='BOOL')

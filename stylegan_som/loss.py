@@ -71,13 +71,19 @@ class StyleGAN2Loss(Loss):
 
     Regularisers on D with K heads (R1 with r1_gamma, the WGAN-GP penalty with gp_weight) take one gradient per
     sample of one randomly chosen head, so their expectation is the mean of the K per-head penalties at the cost
-    of a single backward pass. weight_clip > 0 clamps D's parameters after each D step (WGAN)."""
+    of a single backward pass. weight_clip > 0 clamps D's parameters after each D step (WGAN).
+
+    bf16 runs G and D under torch.autocast(bfloat16) on a CPU (convolutions 1.4-1.8x faster on CPUs with AVX-512
+    BF16 or AMX); their outputs come back as float32, so losses, penalties and the optimizers stay in float32."""
 
     def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None, style_mixing_prob=0.9, r1_gamma=10,
             pl_batch_shrink=2, pl_decay=0.01, pl_weight=2, objective='stylegan2', som_kwargs={}, gp_weight=0,
-            weight_clip=0):
+            weight_clip=0, bf16=False):
         super().__init__()
+        if bf16 and torch.device(device).type != 'cpu':
+            raise ValueError(f'bf16 autocast is for training on a CPU, not on {device} (GPUs use fp16 layers)')
         self.device = device
+        self.bf16 = bool(bf16)
         self.G_mapping = G_mapping
         self.G_synthesis = G_synthesis
         self.D = D
@@ -164,9 +170,12 @@ class StyleGAN2Loss(Loss):
     def load_state_dict(self, state):
         self.pl_mean.copy_(torch.as_tensor(state['pl_mean']).to(self.pl_mean.device))
 
+    def _autocast(self):
+        return torch.autocast('cpu', dtype=torch.bfloat16, enabled=self.bf16)
+
     def run_G(self, z, c, sync):
-        with misc.ddp_sync(self.G_mapping, sync):
-            ws = self.G_mapping(z, c)
+        with misc.ddp_sync(self.G_mapping, sync), self._autocast():
+            ws = self.G_mapping(z, c).float() # float32 is the tensor the path-length penalty differentiates by
             if self.style_mixing_prob > 0 and ws.shape[1] > 1: # a single w (small backbones) cannot be mixed
                 # One crossover layer for the whole batch; with probability 1 - style_mixing_prob it is past the
                 # last layer, i.e. no mixing. Drawn on-device so there is no host sync.
@@ -176,16 +185,16 @@ class StyleGAN2Loss(Loss):
                 cutoff = torch.where(mix, cutoff, torch.full_like(cutoff, num_ws))
                 ws2 = self.G_mapping(torch.randn_like(z), c, skip_w_avg_update=True)
                 ws[:, cutoff:] = ws2[:, cutoff:]
-        with misc.ddp_sync(self.G_synthesis, sync):
+        with misc.ddp_sync(self.G_synthesis, sync), self._autocast():
             img = self.G_synthesis(ws)
-        return img, ws
+        return img.float(), ws
 
     def run_D(self, img, c, sync):
         if self.augment_pipe is not None:
             img = self.augment_pipe(img)
-        with misc.ddp_sync(self.D, sync):
+        with misc.ddp_sync(self.D, sync), self._autocast():
             logits = self.D(img, c)
-        return logits
+        return logits.float()
 
     def _penalty_outputs(self, logits):
         """The scalar whose input gradient a penalty (R1, GP) measures: with one head the sum of the logits, as

@@ -318,3 +318,25 @@ def test_objectives_with_stylegan2_projection_heads(name):
         grads = _grads(module, lambda: loss.accumulate_gradients(phase, real, c, z, c, sync=True, gain=1.0))
         assert all(torch.isfinite(g).all() for g in grads), (phase, name)
         assert sum(float(g.abs().sum()) for g in grads) > 0, (phase, name)
+
+def test_bf16_autocast_on_cpu():
+    # Every phase, with R1 and path length: G and D run in bfloat16 (the linear layers' outputs round to it), the
+    # loss sees float32 logits, and the gradients stay float32, within bf16's precision of the float32 ones.
+    kwargs = dict(num_heads=4, r1_gamma=1.0, pl_weight=1.0, som_kwargs=dict(num_heads=4))
+    def phase_grads(bf16):
+        G, D, loss, z, c, real = _setup(bf16=bf16, **kwargs)
+        out = []
+        for phase, module in [('Gboth', G), ('Dboth', D)]:
+            torch.manual_seed(1) # the same path-length noise and R1 heads in both runs
+            out += _grads(module, lambda: loss.accumulate_gradients(phase, real, c, z, c, sync=True, gain=1.0))
+        return out
+    for got, expected in zip(phase_grads(True), phase_grads(False)):
+        assert got.dtype == torch.float32
+        assert torch.allclose(got, expected, rtol=0.05, atol=0.02 * expected.abs().max()), (got - expected).abs().max()
+    G, D, loss, z, c, real = _setup(bf16=True, **kwargs)
+    img, ws = loss.run_G(z, c, sync=False)
+    logits = loss.run_D(img, c, sync=False)
+    assert img.dtype == ws.dtype == logits.dtype == torch.float32
+    assert not torch.equal(img, G.synthesis.fc(ws.flatten(1)).reshape(img.shape)) # really ran in bf16
+    with pytest.raises(ValueError, match='bf16 autocast is for training on a CPU'):
+        StyleGAN2Loss(device=torch.device('cuda'), G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, bf16=True)
