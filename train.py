@@ -362,9 +362,6 @@ def setup_training_loop_kwargs(
         args.G_kwargs.synthesis_kwargs.num_fp16_res = args.D_kwargs.num_fp16_res = 0
         if fp32:
             args.G_kwargs.synthesis_kwargs.conv_clamp = args.D_kwargs.conv_clamp = None
-    if bf16:
-        _check(device_type == 'cpu', '--bf16 is for training on a CPU; on a GPU the fp16 layers do this (--fp32=0)')
-        args.loss_kwargs.bf16 = True
     if nhwc:
         args.G_kwargs.synthesis_kwargs.fp16_channels_last = args.D_kwargs.block_kwargs.fp16_channels_last = True
     if nobench:
@@ -383,6 +380,11 @@ def setup_training_loop_kwargs(
         workers=workers)
 
     desc = _setup_d_width(args, desc, d_width=d_width) # on the chosen backbone, before the SOM heads wrap D
+    if bf16:
+        _check(device_type == 'cpu', '--bf16 is for training on a CPU; on a GPU the fp16 layers do this (--fp32=0)')
+        _check(args.G_kwargs.class_name != 'stylegan_som.networks.stylegan2.Generator',
+            '--bf16: the stylegan2 backbone sets its own precision per layer; bf16 autocast is for dcgan, resnet, mlp')
+        args.loss_kwargs.bf16 = True
     desc = _setup_attention_norm(args, desc, g_attn=g_attn, d_attn=d_attn, d_sn=d_sn, d_bn=d_bn) # chosen backbone
 
     # Learning-rate ramp-down at the end of the run: --lr-rampdown, else the small config's default, else off.

@@ -17,7 +17,7 @@ from tests.test_train import make_image_folder, run_train
 def trained_toy(tmp_path_factory):
     outdir = tmp_path_factory.mktemp('toy') / 'runs'
     result = run_train(f'--outdir={outdir}', '--data=ring8', '--cfg=toy', '--som-d=4', '--kimg=2', '--tick=1',
-        '--snap=1')
+        '--snap=1', '--bf16=1')
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     runs = os.listdir(outdir)
     assert len(runs) == 1 and runs[0].endswith('-ring8-toy-kimg2-som4grid'), runs
@@ -31,11 +31,13 @@ def test_toy_run_snapshot_and_pictures(trained_toy):
     assert options['G_kwargs']['class_name'] == 'stylegan_som.networks.mlp.Generator'
     assert options['D_kwargs']['num_heads'] == 4 and options['metrics'] == ['modes_ring8']
     assert 'augment_kwargs' not in options and options['D_reg_interval'] is None
+    assert options['loss_kwargs']['bf16'] is True # trained in bfloat16 autocast, pickled in float32
     snaps = sorted(f for f in os.listdir(run_dir) if f.startswith('network-snapshot-'))
     assert snaps[-1] == 'network-snapshot-000002.pkl'
     with open(run_dir / snaps[-1], 'rb') as f:
         data = legacy.load_network_pkl(f)
     G, D = data['G_ema'], data['D']
+    assert all(p.dtype == torch.float32 for p in list(G.parameters()) + list(D.parameters()))
     assert data['augment_pipe'] is None and D.num_heads == 4
     with torch.no_grad():
         points = G(torch.randn([5, G.z_dim]), torch.zeros([5, 0]))
@@ -72,6 +74,9 @@ def test_backbone_kwargs(tmp_path):
     assert args.G_reg_interval is None and 'augment_kwargs' in args # --cfg=cpu keeps its ADA
     desc, args = train.setup_training_loop_kwargs(cfg='cpu', arch='dcgan', mbstd_group=2, **plain) # minibatch stddev
     assert args.D_kwargs.mbstd_group_size == 2 and desc.endswith('-mbstd2-dcgan'), desc
+    assert 'bf16' not in args.loss_kwargs # float32 unless asked for
+    _desc, args = train.setup_training_loop_kwargs(cfg='cpu', arch='dcgan', bf16=True, **plain)
+    assert args.loss_kwargs.bf16 is True
     _desc, args = train.setup_training_loop_kwargs(cfg='toy', arch='resnet', **plain) # toy sizes, resnet nets
     assert args.D_kwargs.class_name.endswith('resnet.Discriminator') and 'layer_features' not in args.D_kwargs
     # Attention and spectral norm on a small backbone, at its own resolutions (28 -> 14 -> 7).
