@@ -386,11 +386,14 @@ class ResNetGenerator(_GeneratorBase):
 class ResNetDiscriminator(torch.nn.Module):
     """image [N, C, R, R], c [N, c_dim] -> logits [N, num_heads]. Down blocks halve the resolution while it stays
     even and at least min_resolution (32 -> 16 -> 8), then num_final_blocks blocks without pooling; ReLU and
-    a sum over positions give the features [N, channels]."""
+    a sum over positions give the features [N, channels]. mbstd_group_size > 0 adds the minibatch standard
+    deviation as one more map before the final blocks."""
 
     def __init__(self, c_dim, img_resolution, img_channels, channel_base=4096, channel_max=128, spectral_norm=True,
-            min_resolution=8, num_final_blocks=2, num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={}):
+            min_resolution=8, num_final_blocks=2, num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={},
+            mbstd_group_size=0):
         super().__init__()
+        self.mbstd_group_size = mbstd_group_size
         self.c_dim = c_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
@@ -411,6 +414,7 @@ class ResNetDiscriminator(torch.nn.Module):
         for idx, res in enumerate(self.block_resolutions):
             setattr(self, f'b{res}', ResBlockDown(cin, channels(res // 2), down=True, first=(idx == 0), **sn))
             cin = channels(res // 2)
+        cin += 1 if mbstd_group_size else 0
         for idx in range(num_final_blocks):
             setattr(self, f'final{idx}', ResBlockDown(cin, channels(self.r0), down=False,
                 first=(idx == 0 and not self.block_resolutions), **sn))
@@ -428,6 +432,8 @@ class ResNetDiscriminator(torch.nn.Module):
         x = img.to(torch.float32)
         for res in self.block_resolutions:
             x = self._attend(getattr(self, f'b{res}')(x), res // 2)
+        if self.mbstd_group_size:
+            x = minibatch_stddev(x, self.mbstd_group_size)
         for idx in range(self.num_final_blocks):
             x = getattr(self, f'final{idx}')(x)
         return torch.relu(x).sum(dim=[2, 3])
@@ -482,11 +488,13 @@ class MLPGenerator(_GeneratorBase):
 
 @persistence.persistent_class
 class MLPDiscriminator(torch.nn.Module):
-    """input [N, C, R, R] (flattened), c [N, c_dim] -> num_layers hidden layers -> head -> logits [N, num_heads]."""
+    """input [N, C, R, R] (flattened), c [N, c_dim] -> num_layers hidden layers -> head -> logits [N, num_heads].
+    mbstd_group_size > 0 adds the minibatch standard deviation as one more input of the last layer (or head)."""
 
     def __init__(self, c_dim, img_resolution, img_channels, layer_features=256, num_layers=3, activation='lrelu',
-            spectral_norm=False, num_heads=1, head_kwargs={}):
+            spectral_norm=False, num_heads=1, head_kwargs={}, mbstd_group_size=0):
         super().__init__()
+        self.mbstd_group_size = mbstd_group_size
         self.c_dim = c_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
@@ -496,8 +504,9 @@ class MLPDiscriminator(torch.nn.Module):
         _activation(activation)
         sizes = [img_channels * img_resolution * img_resolution] + [layer_features] * num_layers
         for idx in range(num_layers):
-            setattr(self, f'fc{idx}', Linear(sizes[idx], sizes[idx + 1], spectral_norm=spectral_norm))
-        self.num_features = sizes[-1]
+            extra = 1 if (mbstd_group_size and idx == num_layers - 1) else 0
+            setattr(self, f'fc{idx}', Linear(sizes[idx] + extra, sizes[idx + 1], spectral_norm=spectral_norm))
+        self.num_features = sizes[-1] + (1 if (mbstd_group_size and num_layers == 0) else 0)
         self.head = build_head(self.num_features, num_heads, c_dim, head_kwargs)
 
     def features(self, img):
@@ -505,8 +514,13 @@ class MLPDiscriminator(torch.nn.Module):
         act = _activation(self.activation)
         x = img.to(torch.float32).flatten(1)
         for idx in range(self.num_layers):
+            if self.mbstd_group_size and idx == self.num_layers - 1:
+                x = self._with_stddev(x)
             x = act(getattr(self, f'fc{idx}')(x))
-        return x
+        return self._with_stddev(x) if (self.mbstd_group_size and self.num_layers == 0) else x
+
+    def _with_stddev(self, x):
+        return minibatch_stddev(x[:, :, None, None], self.mbstd_group_size).flatten(1)
 
     def forward(self, img, c, **_unused):
         return self.head(self.features(img), c)

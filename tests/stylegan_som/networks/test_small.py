@@ -147,3 +147,27 @@ def test_check_attn_rejects_unknown_resolution():
         small.MLPDiscriminator(c_dim=0, img_resolution=1, img_channels=2, attn_resolutions=[1])
 
 #----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('arch, res, channels, D_kwargs', [
+    ('dcgan', 28, 3, dict(channel_base=128, channel_max=8)),
+    ('resnet', 16, 3, dict(channel_base=128, channel_max=8)),
+    ('resnet', 16, 3, dict(channel_base=128, channel_max=8, num_final_blocks=0)),
+    ('mlp', 1, 2, dict(layer_features=16, num_layers=2)),
+    ('mlp', 1, 2, dict(layer_features=16, num_layers=0))])
+def test_minibatch_stddev_in_every_discriminator(arch, res, channels, D_kwargs):
+    # --mbstd-group on any small backbone: with the statistic a sample's score depends on its group partner.
+    from . import _common as common
+    _, D = common.build(arch, res, channels, D_kwargs=dict(D_kwargs, mbstd_group_size=2))
+    _, D0 = common.build(arch, res, channels, D_kwargs=D_kwargs)
+    assert sum(p.numel() for p in D.parameters()) > sum(p.numel() for p in D0.parameters()) # one more input
+    D.eval(), D0.eval()
+    img, c = torch.randn(4, channels, res, res), torch.zeros(4, 0)
+    alike = img.clone()
+    alike[2:] = alike[:2] # partners (0, 2) and (1, 3) identical: no spread within their groups
+    assert not torch.allclose(D(img, c)[:2], D(alike, c)[:2])
+    torch.testing.assert_close(D0(img, c)[:2], D0(alike, c)[:2])
+    assert D(img, c).shape == (4, 1)
+    with pytest.raises(ValueError, match='not divisible'):
+        D(img[:3], c[:3])
+    copy.deepcopy(D)(img, c) # and it pickles like the rest
+    pickle.loads(pickle.dumps(D))(img, c)
