@@ -41,7 +41,7 @@ CFG_SPECS = {
     'cpu':       dict(ref_gpus=1,  kimg=200,    mb=16, mbstd=4,  cbase=2048,  cmax=64,  lrate=0.0025, gamma=0.01, ema=5,   ramp=0.05, map=2, z_dim=128, w_dim=128),
     # Small backbones on a CPU (--arch, see SMALL_CFGS for the rest): 2-D toys, and stacked MNIST with DCGAN.
     'toy':       dict(ref_gpus=1,  kimg=4000,   mb=256, mbstd=4, cbase=0,     cmax=0,   lrate=0.001,  gamma=0.01, ema=50,  ramp=0.3,  map=0, z_dim=16,  w_dim=16),
-    'stacked-mnist': dict(ref_gpus=1, kimg=400,  mb=64, mbstd=4,  cbase=1024,  cmax=128, lrate=0.0002, gamma=0,    ema=5,   ramp=0.05, map=0, z_dim=100, w_dim=100),
+    'stacked-mnist': dict(ref_gpus=1, kimg=400,  mb=32, mbstd=4,  cbase=1024,  cmax=128, lrate=0.0002, gamma=0,    ema=5,   ramp=0.05, map=0, z_dim=100, w_dim=100),
 }
 
 # Configs that behave like upstream's 'cifar': no path-length regularisation, no style mixing, plain D.
@@ -377,12 +377,15 @@ def setup_training_loop_kwargs(
     # Backbone: small networks replace the StyleGAN2 kwargs built above; before the SOM heads, which go on D.
     desc = _setup_backbone(args, desc, arch=arch, cfg=cfg, metrics=given_metrics, aug=given_aug, cbase=cbase,
         cmax=cmax, map_depth=map_depth, mbstd_group=mbstd_group, freezed=freezed, nhwc=nhwc, mirror=mirror,
-        workers=workers)
+        workers=workers, glr=glr)
 
     desc = _setup_d_width(args, desc, d_width=d_width) # on the chosen backbone, before the SOM heads wrap D
+    stylegan2_backbone = args.G_kwargs.class_name == 'stylegan_som.networks.stylegan2.Generator'
+    if bf16 is None and SMALL_CFGS.get(cfg, {}).get('bf16') == 'auto': # the config's default, where it is a speed-up
+        bf16 = device_type == 'cpu' and _cpu_has_native_bf16() and not stylegan2_backbone
     if bf16:
         _check(device_type == 'cpu', '--bf16 is for training on a CPU; on a GPU the fp16 layers do this (--fp32=0)')
-        _check(args.G_kwargs.class_name != 'stylegan_som.networks.stylegan2.Generator',
+        _check(not stylegan2_backbone,
             '--bf16: the stylegan2 backbone sets its own precision per layer; bf16 autocast is for dcgan, resnet, mlp')
         args.loss_kwargs.bf16 = True
     desc = _setup_attention_norm(args, desc, g_attn=g_attn, d_attn=d_attn, d_sn=d_sn, d_bn=d_bn) # chosen backbone
@@ -441,14 +444,18 @@ def _setup_d_head(args, desc, d_head=None, cond=None):
 SMALL_CFGS = {
     'toy':           dict(arch='mlp',   betas=[0.0, 0.99], aug='noaug', D_reg_interval=None, lr_rampdown=0.25,
                           G=dict(layer_features=128, num_layers=4), D=dict(layer_features=128, num_layers=3)),
-    'stacked-mnist': dict(arch='dcgan', betas=[0.5, 0.99], aug='noaug', lr_rampdown=0.25, G=dict(), D=dict()),
+    'stacked-mnist': dict(arch='dcgan', betas=[0.5, 0.99], aug='noaug', lr_rampdown=0.25, glr=0.0016, bf16='auto',
+                          G=dict(), D=dict(spectral_norm=False, batch_norm=True)),
 }
 # toy: R1 in every step (D_reg_interval=None): lazily, every 16 steps at 16x the weight, it stopped the MLPs
 # from learning ring8 at all. The learning-rate ramp-down over the last quarter lets G settle onto the modes, and
 # a fourth layer in G gives it sharper steps between them (fewer samples in between; five layers were unstable).
-# stacked-mnist: 400 kimg is about 45 minutes on a 2-core CPU. Narrower nets (cmax 64) ran 2.2x faster but
-# covered fewer modes; the minibatch stddev (--mbstd-group) and the toy's sigma schedule did not help here; the
-# toy's G rule (neighbourhood, SOM_DEFAULTS_BY_CFG) did. See bench/RESULTS.md for what these settings reach.
+# stacked-mnist: G learns slower than D here, so G's rate is 8x D's (CFG_SPECS' lrate); with batch norm in D instead
+# of spectral norm and batches of 32 (twice the steps per image) every full-width run drew all 1,000 triples (KL 0.11
+# at 420 kimg, against at most 990 triples and KL >= 0.52 before). bf16 where the CPU computes it natively (AVX-512
+# BF16, AMX) doubles the kimg per second. Narrower nets (cmax 64), a wider G (cbase 2048 at 100 kimg), the minibatch
+# stddev (--mbstd-group) and the toy's sigma schedule did worse; the toy's G rule (neighbourhood,
+# SOM_DEFAULTS_BY_CFG) did better. See bench/RESULTS.md for what these settings reach.
 
 # Plugin options another part of train.py may have put on the StyleGAN2 kwargs; they carry over to any backbone.
 _D_PLUGIN_KEYS = ('num_heads', 'head_kwargs', 'attn_resolutions', 'attn_kwargs', 'spectral_norm')
@@ -471,7 +478,7 @@ def use_builtin_mnist_for_metrics():
         os.environ['SGSOM_MNIST_DIR'] = datasets_builtin.idx_dataset_dir('mnist')
 
 def _setup_backbone(args, desc, arch=None, cfg=None, metrics=None, aug=None, cbase=None, cmax=None, map_depth=None,
-        mbstd_group=None, freezed=None, nhwc=None, mirror=None, workers=None):
+        mbstd_group=None, freezed=None, nhwc=None, mirror=None, workers=None, glr=None):
     """Swap in a small backbone (--arch=dcgan|resnet|mlp, or the default of --cfg=toy / stacked-mnist), and set
     what point data (--data=ring8|grid25) needs. Returns the new run description."""
     from stylegan_som import plugins
@@ -534,11 +541,18 @@ def _setup_backbone(args, desc, arch=None, cfg=None, metrics=None, aug=None, cba
     if 'betas' in small:
         args.G_opt_kwargs.betas = list(small['betas'])
         args.D_opt_kwargs.betas = list(small['betas'])
+    if 'glr' in small and glr is None: # G's own rate (CFG_SPECS' lrate is D's)
+        args.G_opt_kwargs.lr = small['glr']
     if 'D_reg_interval' in small:
         args.D_reg_interval = small['D_reg_interval']
     if cfg not in SMALL_CFGS:
         desc += f'-{arch}'
     return desc
+
+def _cpu_has_native_bf16():
+    """Whether this CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX); elsewhere autocast emulates it, slowly."""
+    checks = [getattr(torch.cpu, name, None) for name in ('_is_avx512_bf16_supported', '_is_amx_tile_supported')]
+    return any(check() for check in checks if check is not None)
 
 def _d_init_params(D_kwargs):
     """The constructor parameters (with defaults) of the discriminator class of D_kwargs."""
@@ -880,7 +894,7 @@ def _augpipe_names():
 @click.option('--cbase',        help='Channel budget: a layer at resolution r gets min(cbase / r, cmax) channels', type=int, metavar='INT')
 @click.option('--cmax',         help='Most channels in any layer', type=int, metavar='INT')
 @click.option('--map', '--map-depth', 'map_depth', help='Layers in the mapping network', type=int, metavar='INT')
-@click.option('--glr',          help='Learning rate of G', type=float, metavar='FLOAT')
+@click.option('--glr',          help='Learning rate of G [default: the config\'s; stacked-mnist: 0.0016, 8x D\'s]', type=float, metavar='FLOAT')
 @click.option('--dlr',          help='Learning rate of D', type=float, metavar='FLOAT')
 @click.option('--lr-rampdown',  help='Take both learning rates to 0 (half-cosine) over this last fraction of --kimg [default: toy and stacked-mnist: 0.25, else off]', type=float, metavar='FRAC')
 @click.option('--d-width',      help='Width of D as a fraction of G\'s: scales D\'s channel budget (or the MLP\'s features) [default: 1]', type=float, metavar='FRAC')
@@ -899,7 +913,7 @@ def _augpipe_names():
 
 # Speed.
 @click.option('--fp32',         help='Train in float32 throughout (no fp16 layers)', type=bool, metavar='BOOL')
-@click.option('--bf16',         help='On a CPU, run G and D in bfloat16 autocast (faster with AVX-512 BF16 or AMX) [default: false]', type=bool, metavar='BOOL')
+@click.option('--bf16',         help='On a CPU, run G and D in bfloat16 autocast (faster with AVX-512 BF16 or AMX) [default: stacked-mnist: true on such a CPU; else false]', type=bool, metavar='BOOL')
 @click.option('--nhwc',         help='Channels-last memory layout for the fp16 layers', type=bool, metavar='BOOL')
 @click.option('--nobench',      help='Turn off cuDNN autotuning', type=bool, metavar='BOOL')
 @click.option('--allow-tf32',   help='Let matmul and convolutions use TF32', type=bool, metavar='BOOL')
@@ -915,15 +929,15 @@ def _augpipe_names():
 @click.option('--som-sigma-start', help='Neighbourhood width at the start [default: half the map\'s diameter, at least the end width; toy: at least 0.3]', type=float, metavar='FLOAT')
 @click.option('--som-sigma-end', help='Neighbourhood width at the end of --kimg, reached exponentially [default: 0.3; toy: 1.0]', type=float, metavar='FLOAT')
 @click.option('--som-normalize', help='Give every head the same total weight on reals (mean 1 per head over the batch); without it one head tends to win every real [default: true]', type=bool, metavar='BOOL')
-@click.option('--som-g-weights', help='How G\'s loss weighs the heads: mean (all alike), neighbourhood (per fake, the heads around its own best-matching head) [default: neighbourhood with --cfg=toy, else mean]', type=click.Choice(['mean', 'neighbourhood']))
+@click.option('--som-g-weights', help='How G\'s loss weighs the heads: mean (all alike), neighbourhood (per fake, the heads around its own best-matching head) [default: neighbourhood with --cfg=toy or stacked-mnist, else mean]', type=click.Choice(['mean', 'neighbourhood']))
 @click.option('--som-share',    help='trunk: K heads on one shared D trunk; none: K complete discriminators [default: trunk]', type=click.Choice(list(SOM_SHARE)))
 @click.option('--d-head',       help='D head: cmap (StyleGAN2\'s label projection), projection (Miyato & Koyama), linear [default: cmap with --cond=1, else linear]', type=click.Choice(list(D_HEADS)))
 
 # Attention and spectral normalisation.
 @click.option('--g-attn',       help='Self-attention in G on the features after these resolutions\' blocks, comma-separated [default: none]', callback=_comma_list, metavar='LIST')
 @click.option('--d-attn',       help='Self-attention in D on the features entering these resolutions\' blocks, comma-separated [default: none]', callback=_comma_list, metavar='LIST')
-@click.option('--d-sn',         help='Spectral normalisation of every weight of D [default: false; true for dcgan and resnet]', type=bool, metavar='BOOL')
-@click.option('--d-bn',         help='Batch normalisation after each strided convolution of D (dcgan) [default: false]', type=bool, metavar='BOOL')
+@click.option('--d-sn',         help='Spectral normalisation of every weight of D [default: false; true for dcgan and resnet, but not in --cfg=stacked-mnist]', type=bool, metavar='BOOL')
+@click.option('--d-bn',         help='Batch normalisation after each strided convolution of D (dcgan) [default: true in --cfg=stacked-mnist, else false]', type=bool, metavar='BOOL')
 
 def main(ctx, outdir, dry_run, **config_kwargs):
     """Train a GAN as in "Training Generative Adversarial Networks with Limited Data" (StyleGAN2-ADA).

@@ -136,6 +136,36 @@ def test_stacked_mnist_scored_by_default(tmp_path, monkeypatch):
     _desc, args = train.setup_training_loop_kwargs(cfg='stacked-mnist', data=folder, device_type='cpu')
     assert args.metrics == [] # another 28x28 set: no digit triples to count
 
+def test_stacked_mnist_config(tmp_path, monkeypatch):
+    # What measured best on stacked MNIST (bench/RESULTS.md): batch 32, G's rate 8x D's, batch norm instead of
+    # spectral norm in D, bf16 where the CPU computes it natively; each flag still overrides its part.
+    import train
+    digits = dict(cfg='stacked-mnist', data=make_image_folder(tmp_path / 'digits', num=4, res=28))
+    monkeypatch.setattr(train, '_cpu_has_native_bf16', lambda: True)
+    desc, args = train.setup_training_loop_kwargs(device_type='cpu', **digits)
+    assert desc.endswith('-stacked-mnist'), desc
+    assert (args.batch_size, args.batch_gpu, args.total_kimg) == (32, 32, 400)
+    assert (args.G_opt_kwargs.lr, args.D_opt_kwargs.lr) == (0.0016, 0.0002)
+    assert args.G_opt_kwargs.betas == args.D_opt_kwargs.betas == [0.5, 0.99]
+    assert args.D_kwargs.spectral_norm is False and args.D_kwargs.batch_norm is True
+    assert args.loss_kwargs.bf16 is True
+    _desc, args = train.setup_training_loop_kwargs(device_type='cuda', **digits) # a GPU has its fp16 layers
+    assert 'bf16' not in args.loss_kwargs
+    monkeypatch.setattr(train, '_cpu_has_native_bf16', lambda: False) # emulated bf16 would only be slower
+    _desc, args = train.setup_training_loop_kwargs(device_type='cpu', **digits)
+    assert 'bf16' not in args.loss_kwargs
+    _desc, args = train.setup_training_loop_kwargs(device_type='cpu', bf16=True, **digits) # asked for: done
+    assert args.loss_kwargs.bf16 is True
+    monkeypatch.setattr(train, '_cpu_has_native_bf16', lambda: True)
+    desc, args = train.setup_training_loop_kwargs(device_type='cpu', batch=64, glr=0.0002, d_sn=True, d_bn=False,
+        bf16=False, **digits) # the config as it was before these measurements
+    assert (args.batch_size, args.G_opt_kwargs.lr, args.D_opt_kwargs.lr) == (64, 0.0002, 0.0002)
+    assert args.D_kwargs.spectral_norm is True and args.D_kwargs.batch_norm is False
+    assert 'bf16' not in args.loss_kwargs and desc.endswith('-batch64-glr0.0002-dsn1-dbn0'), desc
+    _desc, args = train.setup_training_loop_kwargs(device_type='cpu', arch='resnet', **digits) # the dcgan's norms
+    assert 'batch_norm' not in args.D_kwargs and args.G_opt_kwargs.lr == 0.0016 # stay with it; the rates do not
+    assert args.loss_kwargs.bf16 is True
+
 def test_d_width(tmp_path):
     import dnnlib
     import train
