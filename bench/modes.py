@@ -17,7 +17,8 @@ Rows with K > 1 show the K=1 row with the same data, D, length and overrides bes
 loss_kwargs.som_kwargs.*, do not apply at K=1). With --from-json, --kimg picks the runs of one length.
 
 The table goes between the markers <!-- modes:begin --> and <!-- modes:end --> in bench/RESULTS.md (added at
-the end the first time), with the date, the machine and the command; raw per-run results go to --json.
+the end the first time), with the date, the machine and the command; raw per-run results, each with the run's
+training options, go to --json.
 """
 
 import argparse
@@ -140,7 +141,8 @@ def run_one(job):
         res = dict(result.results)
         return dict(job, ok=True, results=res, train_wall=train_wall, train_cpu=train_cpu,
             wall=time.time() - t0, cpu=time.process_time() - c0,
-            som_kwargs=dict(args.loss_kwargs.get('som_kwargs') or {})) # the map as run (the config's defaults change)
+            som_kwargs=dict(args.loss_kwargs.get('som_kwargs') or {}), # the map as run (the config's defaults change)
+            training_options=json.loads(json.dumps(args, default=str))) # and everything else, as training_options.json
     except Exception as err: # pylint: disable=broad-except
         import traceback
         return dict(job, ok=False, error=f'{type(err).__name__}: {err}', trace=traceback.format_exc())

@@ -1,6 +1,7 @@
 """bench/modes.py: argument parsing, the summary table (mean and standard error by hand), the RESULTS.md
 section, and one tiny real run through train.py's settings and the metric."""
 
+import json
 import importlib.util
 import os
 
@@ -101,3 +102,5 @@ def test_one_tiny_run(modes):
     assert set(r['results']) == {'modes_ring8', 'modes_ring8_hq', 'modes_ring8_rkl'}
     assert 0 <= r['results']['modes_ring8'] <= 8 and r['cpu'] > 0 and r['wall'] >= r['train_wall']
     assert r['som_kwargs']['num_heads'] == 4 and r['som_kwargs']['g_weights'] == 'neighbourhood' # the toy's map, recorded
+    options = r['training_options'] # the whole run as trained, overrides applied
+    assert options['D_kwargs']['layer_features'] == 16 and options['total_kimg'] == 1 and json.dumps(r)
