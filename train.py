@@ -125,7 +125,7 @@ def setup_training_loop_kwargs(
     data=None, cond=None, subset=None, mirror=None,
     # Base config and its overrides.
     cfg=None, gamma=None, kimg=None, batch=None, batch_gpu=None, cbase=None, cmax=None, map_depth=None, glr=None,
-    dlr=None, mbstd_group=None, tick=None, lr_rampdown=None, d_width=None,
+    dlr=None, mbstd_group=None, tick=None, lr_rampdown=None, d_width=None, d_pack=None,
     # Augmentation.
     aug=None, p=None, target=None, augpipe=None,
     # Transfer learning / resume.
@@ -380,6 +380,7 @@ def setup_training_loop_kwargs(
         workers=workers, glr=glr)
 
     desc = _setup_d_width(args, desc, d_width=d_width) # on the chosen backbone, before the SOM heads wrap D
+    desc = _setup_d_pack(args, desc, d_pack=d_pack)
     stylegan2_backbone = args.G_kwargs.class_name == 'stylegan_som.networks.stylegan2.Generator'
     if bf16 is None and SMALL_CFGS.get(cfg, {}).get('bf16') == 'auto': # the config's default, where it is a speed-up
         bf16 = device_type == 'cpu' and _cpu_has_native_bf16() and not stylegan2_backbone
@@ -578,6 +579,25 @@ def _setup_d_width(args, desc, d_width=None):
         width = args.D_kwargs[key] if key in args.D_kwargs else params[key].default
         args.D_kwargs[key] = max(int(round(width * d_width)), 1)
     return desc + f'-dwidth{d_width:g}'
+
+def _setup_d_pack(args, desc, d_pack=None):
+    """--d-pack: PacGAN, D scores packs of this many samples (D_kwargs.pack_size; the small backbones)."""
+    if d_pack is None:
+        return desc
+    _check(d_pack >= 1, f'--d-pack must be at least 1, got {d_pack}')
+    backbone = args.D_kwargs.class_name.rsplit('.', 2)[-2]
+    _check('pack_size' in _d_init_params(args.D_kwargs),
+        f'--d-pack: the {backbone} discriminator cannot pack samples; use --arch=dcgan, resnet or mlp')
+    _check(d_pack == 1 or not args.training_set_kwargs.use_labels,
+        f'--d-pack={d_pack}: a pack mixes samples of different labels; packing needs --cond=0')
+    _check(args.batch_gpu % d_pack == 0, f'--d-pack={d_pack}: the images per process and round '
+        f'(--batch-gpu={args.batch_gpu}) must be a multiple of the pack size')
+    group = args.D_kwargs.get('mbstd_group_size', 0)
+    packs = args.batch_gpu // d_pack
+    _check(not group or packs < group or packs % group == 0, f'--d-pack={d_pack} with --mbstd-group={group}: '
+        f'the packs per round ({packs}) must be a multiple of the group size, or fewer than it')
+    args.D_kwargs.pack_size = d_pack
+    return desc + f'-pack{d_pack}'
 
 #----------------------------------------------------------------------------
 # Self-attention blocks (--g-attn, --d-attn) and D's normalisation (--d-sn, --d-bn).
@@ -898,6 +918,7 @@ def _augpipe_names():
 @click.option('--dlr',          help='Learning rate of D', type=float, metavar='FLOAT')
 @click.option('--lr-rampdown',  help='Take both learning rates to 0 (half-cosine) over this last fraction of --kimg [default: toy and stacked-mnist: 0.25, else off]', type=float, metavar='FRAC')
 @click.option('--d-width',      help='Width of D as a fraction of G\'s: scales D\'s channel budget (or the MLP\'s features) [default: 1]', type=float, metavar='FRAC')
+@click.option('--d-pack',       help='PacGAN: D scores packs of this many samples, concatenated as channels (dcgan, resnet, mlp) [default: 1]', type=int, metavar='INT')
 @click.option('--mbstd-group',  help='Group size of D\'s minibatch standard deviation', type=int, metavar='INT')
 @click.option('--tick',         help='Thousands of images between progress lines [default: 4; tiny: 1]', type=int, metavar='KIMG')
 

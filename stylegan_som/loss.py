@@ -43,6 +43,13 @@ class Loss:
         if state:
             raise ValueError(f'{type(self).__name__} has no state to restore, got keys {sorted(state)}')
 
+def _per_score(per_image, logits):
+    """Squared input-gradient norms per image -> per row of D's logits. A D that scores packs of images (PacGAN)
+    gives one row per pack, whose input is the whole pack: its squared norm is the sum over the pack's images."""
+    if per_image.shape[0] == logits.shape[0]:
+        return per_image
+    return per_image.reshape(logits.shape[0], -1).sum(1)
+
 #----------------------------------------------------------------------------
 
 class StyleGAN2Loss(Loss):
@@ -276,7 +283,7 @@ class StyleGAN2Loss(Loss):
             with conv2d_gradfix.no_weight_gradients():
                 gp_grads = torch.autograd.grad(outputs=[self._penalty_outputs(mix_logits)], inputs=[mix_img],
                     create_graph=True, only_inputs=True)[0]
-            gp_norms = (gp_grads.square().sum([1, 2, 3]) + 1e-8).sqrt() # eps: finite gradient at a zero norm
+            gp_norms = (_per_score(gp_grads.square().sum([1, 2, 3]), mix_logits) + 1e-8).sqrt() # eps: finite at 0
             gp_penalty = (gp_norms - 1).square()
             training_stats.report('Loss/gp_penalty', gp_penalty)
             loss_Dgp = gp_penalty * self.gp_weight
@@ -331,7 +338,7 @@ class StyleGAN2Loss(Loss):
                 with conv2d_gradfix.no_weight_gradients():
                     r1_grads = torch.autograd.grad(outputs=[self._penalty_outputs(real_logits)], inputs=[real_img_tmp],
                         create_graph=True, only_inputs=True)[0]
-                r1_penalty = r1_grads.square().sum([1, 2, 3])
+                r1_penalty = _per_score(r1_grads.square().sum([1, 2, 3]), real_logits)
                 loss_Dr1 = r1_penalty * (self.r1_gamma / 2)
                 training_stats.report('Loss/r1_penalty', r1_penalty)
                 training_stats.report('Loss/D/reg', loss_Dr1)

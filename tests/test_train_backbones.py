@@ -192,4 +192,28 @@ def test_d_width(tmp_path):
         with pytest.raises(train.UserError, match='--d-width'):
             train.setup_training_loop_kwargs(cfg='toy', data='ring8', d_width=bad, device_type='cpu')
 
+def test_d_pack(tmp_path):
+    import dnnlib
+    import train
+    desc, args = train.setup_training_loop_kwargs(cfg='toy', data='ring8', d_pack=2, som_d=4, device_type='cpu')
+    assert args.D_kwargs.pack_size == 2 and desc.endswith('-pack2-som4grid'), desc
+    D = dnnlib.util.construct_class_by_name(**args.D_kwargs, c_dim=0, img_resolution=1, img_channels=2)
+    assert D.pack_size == 2 and D.num_heads == 4
+    mnist_like = dict(data=make_image_folder(tmp_path / 'res28', num=4, res=28), device_type='cpu')
+    for arch in ('dcgan', 'resnet'):
+        _desc, args = train.setup_training_loop_kwargs(cfg='cpu', arch=arch, d_pack=4, **mnist_like)
+        assert args.D_kwargs.pack_size == 4
+    labelled = dict(data=make_image_folder(tmp_path / 'labels', num=4, labels=2), cond=True, device_type='cpu')
+    bad = [
+        (dict(cfg='toy', data='ring8', d_pack=0), '--d-pack must be at least 1'),
+        (dict(cfg='cpu', d_pack=2, data=make_image_folder(tmp_path / 'plain', num=4)),
+            '--d-pack: the stylegan2 discriminator cannot pack'),
+        (dict(cfg='cpu', arch='dcgan', d_pack=2, **labelled), 'packing needs --cond=0'),
+        (dict(cfg='toy', data='ring8', d_pack=3), r'multiple of the pack size'), # batch 256
+        (dict(cfg='toy', data='ring8', batch=48, d_pack=16, mbstd_group=2), 'packs per round'),
+    ]
+    for kwargs, message in bad:
+        with pytest.raises(train.UserError, match=message):
+            train.setup_training_loop_kwargs(**{'device_type': 'cpu', **kwargs})
+
 #----------------------------------------------------------------------------

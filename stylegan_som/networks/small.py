@@ -102,6 +102,23 @@ def minibatch_stddev(x, group_size):
     spread = x.reshape(G, -1, C, H, W).var(dim=0, unbiased=False).add(1e-8).sqrt().mean(dim=[1, 2, 3]) # [N / G]
     return torch.cat([x, spread.reshape(-1, 1, 1, 1).repeat(G, 1, H, W)], dim=1)
 
+def pack(x, pack_size):
+    """PacGAN's packing (Lin et al. 2018): x [N, C, ...] -> [N / pack_size, pack_size * C, ...], consecutive
+    samples side by side as channels, so that D scores pack_size samples at once and can see how varied they are."""
+    if pack_size == 1:
+        return x
+    if x.shape[0] % pack_size != 0:
+        raise ValueError(f'pack_size {pack_size}: the batch of {x.shape[0]} samples is not a multiple of it')
+    return x.reshape(x.shape[0] // pack_size, pack_size * x.shape[1], *x.shape[2:])
+
+def _check_pack(pack_size, c_dim):
+    if int(pack_size) != pack_size or pack_size < 1:
+        raise ValueError(f'pack_size must be a positive integer, got {pack_size}')
+    if pack_size > 1 and c_dim > 0:
+        raise ValueError(f'pack_size {pack_size}: packing scores several samples at once, which a conditional D '
+            f'(c_dim {c_dim}) cannot; use pack_size 1')
+    return int(pack_size)
+
 def build_head(in_features, num_heads, c_dim, head_kwargs):
     kwargs = dict(head_kwargs)
     class_name = kwargs.pop('class_name', None) or (DEFAULT_PROJECTION_HEAD if c_dim > 0 else DEFAULT_LINEAR_HEAD)
@@ -255,12 +272,15 @@ class DCGANDiscriminator(torch.nn.Module):
     """image [N, C, R, R], c [N, c_dim] -> logits [N, num_heads]. Per resolution down to r0: a 3x3 convolution
     and a 4x4 stride-2 convolution (leaky ReLU 0.1); then [minibatch stddev +] a 3x3 convolution at r0, flattened
     into the head. mbstd_group_size > 0 adds StyleGAN's minibatch standard deviation as one more feature map;
-    batch_norm normalises each strided convolution's output (as in Radford et al.'s DCGAN, whose D has no SN)."""
+    batch_norm normalises each strided convolution's output (as in Radford et al.'s DCGAN, whose D has no SN).
+    pack_size > 1 scores that many consecutive samples at once (PacGAN, see pack): logits [N / pack_size, ...]."""
 
     def __init__(self, c_dim, img_resolution, img_channels, channel_base=2048, channel_max=512, spectral_norm=True,
-            num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={}, mbstd_group_size=0, batch_norm=False):
+            num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={}, mbstd_group_size=0, batch_norm=False,
+            pack_size=1):
         super().__init__()
         self.mbstd_group_size = mbstd_group_size
+        self.pack_size = _check_pack(pack_size, c_dim)
         self.c_dim = c_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
@@ -275,7 +295,7 @@ class DCGANDiscriminator(torch.nn.Module):
         channels = _channels(channel_base, channel_max)
         sn = dict(spectral_norm=spectral_norm)
 
-        cin = img_channels
+        cin = img_channels * self.pack_size
         for res in self.block_resolutions:
             setattr(self, f'conv{res}', Conv2d(cin, channels(res), 3, padding=1, **sn))
             setattr(self, f'down{res}', Conv2d(channels(res), channels(res // 2), 4, stride=2, padding=1, **sn))
@@ -293,7 +313,7 @@ class DCGANDiscriminator(torch.nn.Module):
     def features(self, img):
         misc.assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution])
         lrelu = lambda t: torch.nn.functional.leaky_relu(t, 0.1)
-        x = img.to(torch.float32)
+        x = pack(img.to(torch.float32), self.pack_size)
         for res in self.block_resolutions:
             x = self._attend(lrelu(getattr(self, f'conv{res}')(x)), res)
             x = lrelu(getattr(self, f'norm{res}')(getattr(self, f'down{res}')(x)))
@@ -387,13 +407,14 @@ class ResNetDiscriminator(torch.nn.Module):
     """image [N, C, R, R], c [N, c_dim] -> logits [N, num_heads]. Down blocks halve the resolution while it stays
     even and at least min_resolution (32 -> 16 -> 8), then num_final_blocks blocks without pooling; ReLU and
     a sum over positions give the features [N, channels]. mbstd_group_size > 0 adds the minibatch standard
-    deviation as one more map before the final blocks."""
+    deviation as one more map before the final blocks; pack_size > 1 packs samples as the DCGAN's D does."""
 
     def __init__(self, c_dim, img_resolution, img_channels, channel_base=4096, channel_max=128, spectral_norm=True,
             min_resolution=8, num_final_blocks=2, num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={},
-            mbstd_group_size=0):
+            mbstd_group_size=0, pack_size=1):
         super().__init__()
         self.mbstd_group_size = mbstd_group_size
+        self.pack_size = _check_pack(pack_size, c_dim)
         self.c_dim = c_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
@@ -410,7 +431,7 @@ class ResNetDiscriminator(torch.nn.Module):
         channels = _channels(channel_base, channel_max)
         sn = dict(spectral_norm=spectral_norm)
 
-        cin = img_channels
+        cin = img_channels * self.pack_size
         for idx, res in enumerate(self.block_resolutions):
             setattr(self, f'b{res}', ResBlockDown(cin, channels(res // 2), down=True, first=(idx == 0), **sn))
             cin = channels(res // 2)
@@ -429,7 +450,7 @@ class ResNetDiscriminator(torch.nn.Module):
 
     def features(self, img):
         misc.assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution])
-        x = img.to(torch.float32)
+        x = pack(img.to(torch.float32), self.pack_size)
         for res in self.block_resolutions:
             x = self._attend(getattr(self, f'b{res}')(x), res // 2)
         if self.mbstd_group_size:
@@ -489,12 +510,14 @@ class MLPGenerator(_GeneratorBase):
 @persistence.persistent_class
 class MLPDiscriminator(torch.nn.Module):
     """input [N, C, R, R] (flattened), c [N, c_dim] -> num_layers hidden layers -> head -> logits [N, num_heads].
-    mbstd_group_size > 0 adds the minibatch standard deviation as one more input of the last layer (or head)."""
+    mbstd_group_size > 0 adds the minibatch standard deviation as one more input of the last layer (or head);
+    pack_size > 1 concatenates that many consecutive samples into one input (PacGAN, see pack)."""
 
     def __init__(self, c_dim, img_resolution, img_channels, layer_features=256, num_layers=3, activation='lrelu',
-            spectral_norm=False, num_heads=1, head_kwargs={}, mbstd_group_size=0):
+            spectral_norm=False, num_heads=1, head_kwargs={}, mbstd_group_size=0, pack_size=1):
         super().__init__()
         self.mbstd_group_size = mbstd_group_size
+        self.pack_size = _check_pack(pack_size, c_dim)
         self.c_dim = c_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
@@ -502,7 +525,7 @@ class MLPDiscriminator(torch.nn.Module):
         self.num_layers = num_layers
         self.activation = activation
         _activation(activation)
-        sizes = [img_channels * img_resolution * img_resolution] + [layer_features] * num_layers
+        sizes = [self.pack_size * img_channels * img_resolution * img_resolution] + [layer_features] * num_layers
         for idx in range(num_layers):
             extra = 1 if (mbstd_group_size and idx == num_layers - 1) else 0
             setattr(self, f'fc{idx}', Linear(sizes[idx] + extra, sizes[idx + 1], spectral_norm=spectral_norm))
@@ -512,7 +535,7 @@ class MLPDiscriminator(torch.nn.Module):
     def features(self, img):
         misc.assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution])
         act = _activation(self.activation)
-        x = img.to(torch.float32).flatten(1)
+        x = pack(img.to(torch.float32), self.pack_size).flatten(1)
         for idx in range(self.num_layers):
             if self.mbstd_group_size and idx == self.num_layers - 1:
                 x = self._with_stddev(x)

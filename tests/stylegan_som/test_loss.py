@@ -296,6 +296,15 @@ def test_generator_loss_weighted_by_each_fakes_neighbourhood(name):
     with pytest.raises(ValueError, match='som_kwargs.g_weights'):
         _setup(num_heads=2, som_kwargs=dict(g_weights='bmu'))
 
+def _check_phases_train(loss, G, D, real, c, z, name):
+    """G's and D's phases give finite gradients, not all zero."""
+    G.requires_grad_(False)
+    D.requires_grad_(False)
+    for phase, module in [('Gmain', G), ('Dboth', D)]:
+        grads = _grads(module, lambda: loss.accumulate_gradients(phase, real, c, z, c, sync=True, gain=1.0))
+        assert all(torch.isfinite(g).all() for g in grads), (phase, name)
+        assert sum(float(g.abs().sum()) for g in grads) > 0, (phase, name)
+
 @pytest.mark.parametrize('name', ['softmax', 'wgan-gp'])
 def test_objectives_with_stylegan2_projection_heads(name):
     # The real networks: a tiny StyleGAN2 G and D, D with 4 conditional projection heads on its trunk, for a
@@ -312,12 +321,25 @@ def test_objectives_with_stylegan2_projection_heads(name):
         r1_gamma=0.1, gp_weight=(10 if name == 'wgan-gp' else 0), pl_weight=0, som_kwargs=dict(num_heads=4, topology='grid', normalize=True))
     z, c = torch.randn(4, 8), torch.eye(2)[[0, 1, 1, 0]]
     real = torch.randn(4, 3, 8, 8)
-    G.requires_grad_(False)
-    D.requires_grad_(False)
-    for phase, module in [('Gmain', G), ('Dboth', D)]:
-        grads = _grads(module, lambda: loss.accumulate_gradients(phase, real, c, z, c, sync=True, gain=1.0))
-        assert all(torch.isfinite(g).all() for g in grads), (phase, name)
-        assert sum(float(g.abs().sum()) for g in grads) > 0, (phase, name)
+    _check_phases_train(loss, G, D, real, c, z, name)
+
+@pytest.mark.parametrize('name', ['stylegan2', 'softmax', 'wgan-gp'])
+def test_objectives_with_packed_discriminator(name):
+    # PacGAN (--d-pack): D gives one row of K logits per pack of 2 images; the SOM weights, R1 and the gradient
+    # penalty work on those rows, and every phase trains.
+    from stylegan_som.networks import small
+    torch.manual_seed(0)
+    G = small.DCGANGenerator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3,
+        synthesis_kwargs=dict(channel_base=64, channel_max=8))
+    D = small.DCGANDiscriminator(c_dim=0, img_resolution=8, img_channels=3, channel_base=64, channel_max=8,
+        num_heads=4, pack_size=2)
+    loss = StyleGAN2Loss(device=CPU, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, objective=name,
+        r1_gamma=(0 if name == 'wgan-gp' else 0.1), gp_weight=(10 if name == 'wgan-gp' else 0), pl_weight=0,
+        style_mixing_prob=0, som_kwargs=dict(num_heads=4, topology='grid', normalize=True))
+    z, c, real = torch.randn(6, 8), torch.zeros(6, 0), torch.randn(6, 3, 8, 8)
+    _check_phases_train(loss, G, D, real, c, z, name)
+    with pytest.raises(ValueError, match='not a multiple'):
+        loss.accumulate_gradients('Dmain', real[:5], c[:5], z[:5], c[:5], sync=True, gain=1.0)
 
 def test_bf16_autocast_on_cpu():
     # Every phase, with R1 and path length: G and D run in bfloat16 (the linear layers' outputs round to it), the

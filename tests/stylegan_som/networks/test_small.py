@@ -171,3 +171,37 @@ def test_minibatch_stddev_in_every_discriminator(arch, res, channels, D_kwargs):
         D(img[:3], c[:3])
     copy.deepcopy(D)(img, c) # and it pickles like the rest
     pickle.loads(pickle.dumps(D))(img, c)
+
+@pytest.mark.parametrize('arch, res, channels, D_kwargs', [
+    ('dcgan', 28, 3, dict(channel_base=128, channel_max=8)),
+    ('resnet', 16, 3, dict(channel_base=128, channel_max=8)),
+    ('resnet', 16, 3, dict(channel_base=128, channel_max=8, num_final_blocks=1, mbstd_group_size=2)),
+    ('mlp', 1, 2, dict(layer_features=16, num_layers=2)),
+    ('mlp', 1, 2, dict(layer_features=16, num_layers=0))])
+def test_packing_in_every_discriminator(arch, res, channels, D_kwargs):
+    # --d-pack (PacGAN): one score per pack of consecutive samples, depending on every sample of its pack only.
+    from . import _common as common
+    _, D = common.build(arch, res, channels, D_kwargs=dict(D_kwargs, pack_size=2, num_heads=3))
+    D.eval()
+    img, c = torch.randn(8, channels, res, res), torch.zeros(8, 0)
+    logits = D(img, c)
+    assert logits.shape == (4, 3)
+    for idx in (0, 1): # either member of the first pack changes its score
+        other = img.clone()
+        other[idx] = torch.randn(channels, res, res)
+        assert not torch.allclose(D(other, c)[0], logits[0])
+    if not D_kwargs.get('mbstd_group_size'): # else the statistic couples the packs of one group, by design
+        other = img.clone()
+        other[2:] = torch.randn(6, channels, res, res)
+        torch.testing.assert_close(D(other, c)[0], logits[0]) # the other packs do not
+    with pytest.raises(ValueError, match='not a multiple'):
+        D(img[:7], c[:7])
+    torch.testing.assert_close(pickle.loads(pickle.dumps(D))(img, c), logits)
+    with pytest.raises(ValueError, match='conditional'):
+        common.build(arch, res, channels, c_dim=2, D_kwargs=dict(D_kwargs, pack_size=2))
+    with pytest.raises(ValueError, match='positive integer'):
+        common.build(arch, res, channels, D_kwargs=dict(D_kwargs, pack_size=0))
+    _, D1 = common.build(arch, res, channels, D_kwargs=dict(D_kwargs, pack_size=1)) # 1 is the plain network
+    _, D0 = common.build(arch, res, channels, D_kwargs=D_kwargs)
+    D1.eval(), D0.eval()
+    torch.testing.assert_close(D1(img, c), D0(img, c))
