@@ -1030,7 +1030,8 @@ def main(ctx, outdir, dry_run, **config_kwargs):
     --som-sigma-end over --kimg. The tick line shows sigma and the share of reals each head wins.
 
     \b
-    Without CUDA, training runs on the CPU; --gpus=N then starts N CPU processes (gloo).
+    Without CUDA, training runs on the CPU; --gpus=N then starts N CPU processes (gloo). Batch norm (dcgan,
+    resnet) normalises each process's share of the batch; the running statistics are averaged after each step.
     Under torchrun, the number of processes comes from torchrun.
     """
     dist_env = torchrun_env()

@@ -5,14 +5,17 @@ budget, on ring8, grid25 and stacked MNIST, over several seeds. Writes a table t
     python bench/modes.py --datasets=ring8 --ks=1,9 --seeds=0-2 --jobs=2
     python bench/modes.py --datasets=stacked-mnist --ks=1,4 --seeds=0-2 --d-width=1,0.25   # and D at 1/4 width
     python bench/modes.py --datasets=ring8 --set loss_kwargs.r1_gamma=0.1 --no-write   # try a setting
+    python bench/modes.py --datasets=stacked-mnist --ks=4 --seeds=0 --kimg=850 --threads=2   # one run on both cores
 
 Every run is `train.py --cfg=<toy or stacked-mnist> --data=<dataset> --som-d=K --seed=S` (plus --kimg, --loss,
---som-topo, --d-width and --set overrides), trained in a worker process with one thread; its last snapshot's G_ema is
-scored with the dataset's metric (modes_ring8, modes_grid25, modes_stacked_mnist: see metrics/mode_coverage.py).
-Reported per (dataset, D width, length, --set overrides, K): mean and standard error over the seeds of the covered
-modes, the high-quality share and the reverse KL (stacked MNIST: the KL, and as high quality the share of samples
-whose three digits are read with confidence), the number of runs that covered every mode, and wall and CPU seconds
-per run (training and scoring; CPU time is the worker's own, so other load on the machine inflates wall time only).
+--som-topo, --d-width and --set overrides), trained in a worker process with one thread (--threads=N: N threads; or
+--procs=N: N processes of one thread each, as train.py --gpus=N on a CPU, each with 1/N of the batch, so batch norm
+sees smaller batches: rows of their own); its last snapshot's G_ema is scored with the dataset's metric (modes_ring8,
+modes_grid25, modes_stacked_mnist: see metrics/mode_coverage.py). Reported per (dataset, D width, length, --set
+overrides, K): mean and standard error over the seeds of the covered modes, the high-quality share and the reverse KL
+(stacked MNIST: the KL, and as high quality the share of samples whose three digits are read with confidence), the
+number of runs that covered every mode, and wall and CPU seconds per run (training and scoring; CPU time is the run's
+own processes', so other load on the machine inflates wall time only).
 Rows with K > 1 show the K=1 row with the same data, D, length and overrides beside them (overrides of the SOM map,
 loss_kwargs.som_kwargs.*, do not apply at K=1). With --from-json, --kimg picks the runs of one length.
 
@@ -100,6 +103,7 @@ def run_one(job):
     os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     import torch
     torch.set_num_threads(job['threads'])
+    import resource
     import dnnlib
     import train
     from metrics import metric_main
@@ -109,10 +113,12 @@ def run_one(job):
     width = '' if d_width == 1 else f'-dwidth{d_width:g}'
     out_dir = tempfile.mkdtemp(prefix=f'modes-{job["dataset"]}{width}-K{job["k"]}-s{job["seed"]}-')
     cfg, metric, _num_modes = DATASETS[job['dataset']]
-    t0, c0 = time.time(), time.process_time()
+    procs = job.get('procs', 1)
+    children_cpu = lambda: sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]) # the training processes' CPU time
+    t0, c0 = time.time(), time.process_time() + children_cpu()
     try:
         _desc, args = train.setup_training_loop_kwargs(data=job['dataset'], cfg=cfg, seed=job['seed'], kimg=job['kimg'],
-            metrics=[], som_d=job['k'], som_topo=job['topo'], loss=job['loss'], snap=10**9, tick=job['tick'],
+            gpus=procs, metrics=[], som_d=job['k'], som_topo=job['topo'], loss=job['loss'], snap=10**9, tick=job['tick'],
             d_width=(None if d_width == 1 else d_width))
         # The pool's workers are daemonic processes, which may not start DataLoader workers of their own: load
         # images in-process (2-D points do so anyway).
@@ -125,11 +131,15 @@ def run_one(job):
         stdout = sys.stdout
         sys.stdout = log # the training loop's progress lines go to the run's log
         try:
-            training_loop.training_loop(rank=0, device=torch.device('cpu'), **args)
+            if procs > 1:
+                torch.multiprocessing.spawn(fn=_train_rank, args=(args, out_dir), nprocs=procs)
+            else:
+                training_loop.training_loop(rank=0, device=torch.device('cpu'), **args)
         finally:
             sys.stdout = stdout
             log.close()
-        train_wall, train_cpu = time.time() - t0, time.process_time() - c0
+        cpu_now = lambda: time.process_time() + children_cpu() - c0
+        train_wall, train_cpu = time.time() - t0, cpu_now()
         snaps = sorted(f for f in os.listdir(out_dir) if f.startswith('network-snapshot-'))
         with open(os.path.join(out_dir, snaps[-1]), 'rb') as f:
             G = legacy.load_network_pkl(f)['G_ema']
@@ -140,7 +150,7 @@ def run_one(job):
             rank=0, device=torch.device('cpu'))
         res = dict(result.results)
         return dict(job, ok=True, results=res, train_wall=train_wall, train_cpu=train_cpu,
-            wall=time.time() - t0, cpu=time.process_time() - c0,
+            wall=time.time() - t0, cpu=cpu_now(),
             som_kwargs=dict(args.loss_kwargs.get('som_kwargs') or {}), # the map as run (the config's defaults change)
             training_options=json.loads(json.dumps(args, default=str))) # and everything else, as training_options.json
     except Exception as err: # pylint: disable=broad-except
@@ -152,6 +162,25 @@ def run_one(job):
         else:
             dest = os.path.join(job['keep'], os.path.basename(out_dir))
             shutil.move(out_dir, dest)
+
+def _run_in_process(ctx, job):
+    receive, send = ctx.Pipe(duplex=False)
+    worker = ctx.Process(target=_send_result, args=(job, send))
+    worker.start()
+    send.close()
+    result = receive.recv()
+    worker.join()
+    return result
+
+def _send_result(job, send):
+    send.send(run_one(job))
+
+def _train_rank(rank, args, out_dir):
+    # One of --procs training processes; train.py's own (gloo, one thread each), its log lines to the run's log only.
+    sys.path.insert(0, REPO)
+    import train
+    sys.stdout = open(os.devnull, 'w')
+    train.subprocess_fn(rank, args, out_dir, device_type='cpu')
 
 #----------------------------------------------------------------------------
 # Table.
@@ -190,7 +219,8 @@ def _row_key(run):
     """(dataset, D width, kimg or None for the config's, sorted 'key.path=value' overrides)."""
     settings = tuple(sorted(f'{".".join(path)}={value if isinstance(value, str) else json.dumps(value)}'
         for path, value in run.get('overrides') or []))
-    return (run['dataset'], _d_width(run), run.get('kimg'), settings)
+    procs = run.get('procs', 1) # N processes normalise batches of 1/N in D's and G's batch norm: another setting
+    return (run['dataset'], _d_width(run), run.get('kimg'), settings + ((f'procs={procs}',) if procs > 1 else ()))
 
 def _baseline_key(key):
     """The K=1 row beside a row: same data, D, length and overrides, less those of the SOM map (no map at K=1)."""
@@ -260,6 +290,8 @@ def main(argv=None):
     parser.add_argument('--set', action='append', metavar='KEY.PATH=VALUE', help='override a training_loop kwarg, e.g. loss_kwargs.r1_gamma=0.1')
     parser.add_argument('--jobs', type=int, default=1, help='runs in parallel (one thread each)')
     parser.add_argument('--threads', type=int, default=1, help='torch threads per run')
+    parser.add_argument('--procs', type=int, default=1,
+        help='training processes per run (train.py --gpus on a CPU), one thread each; with --jobs=1 only')
     parser.add_argument('--keep', default=None, metavar='DIR', help='keep the run directories here')
     parser.add_argument('--json', default=None, metavar='FILE', help='append raw per-run results (JSON lines)')
     parser.add_argument('--note', default='', help='a line written under the table')
@@ -280,6 +312,9 @@ def main(argv=None):
         parser.error(f'--d-width: expected comma-separated fractions, got {opts.d_width!r}')
     if not d_widths or min(d_widths) <= 0:
         parser.error(f'--d-width: expected positive fractions, got {opts.d_width!r}')
+    if opts.procs < 1 or (opts.procs > 1 and opts.jobs != 1):
+        parser.error(f'--procs={opts.procs}: expected >= 1, and --jobs=1 with more than one '
+            '(a run\'s processes take the cores)')
     overrides = parse_set(opts.set)
     if opts.keep:
         os.makedirs(opts.keep, exist_ok=True)
@@ -293,7 +328,7 @@ def main(argv=None):
                 for seed in seeds:
                     jobs.append(dict(dataset=dataset, d_width=d_width, k=k, seed=seed, kimg=opts.kimg, tick=opts.tick,
                         loss=opts.loss, topo=(topo if k > 1 else None), overrides=overrides, threads=opts.threads,
-                        keep=opts.keep))
+                        procs=opts.procs, keep=opts.keep))
 
     runs = []
     start = time.time()
@@ -306,7 +341,10 @@ def main(argv=None):
         jobs = []
     ctx = multiprocessing.get_context('spawn')
     with ctx.Pool(processes=max(min(opts.jobs, len(jobs)), 1), maxtasksperchild=1) as pool:
-        for r in pool.imap_unordered(run_one, jobs):
+        # A pool's workers may not start processes of their own: with --procs, each run gets a process of its own.
+        results = (pool.imap_unordered(run_one, jobs) if opts.procs == 1 else
+            (_run_in_process(ctx, job) for job in jobs))
+        for r in results:
             runs.append(r)
             tag = f'{r["dataset"]} K={r["k"]} seed={r["seed"]}' + (f' D width {r["d_width"]:g}' if r['d_width'] != 1 else '')
             if r['ok']:

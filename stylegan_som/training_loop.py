@@ -198,6 +198,22 @@ def _broadcast_module(module):
     for tensor in misc.params_and_buffers(module):
         torch.distributed.broadcast(tensor.data, src=0)
 
+def _batch_norm_stats(modules):
+    # Running statistics of batch-norm layers (the small backbones' G and D; StyleGAN2 has none).
+    return [b for m in modules for layer in m.modules() if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm)
+        for b in (layer.running_mean, layer.running_var) if b is not None]
+
+def _average_across_processes(tensors):
+    # Each process normalises by its own slice of the batch, so their running statistics drift apart; their mean is
+    # the statistics of the whole batch (the running averages are linear), and keeps the ranks identical.
+    if len(tensors) == 0:
+        return
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    torch.distributed.all_reduce(flat)
+    flat /= torch.distributed.get_world_size()
+    for t, new in zip(tensors, flat.split([t.numel() for t in tensors])):
+        t.copy_(new.reshape(t.shape))
+
 #----------------------------------------------------------------------------
 
 def training_loop(
@@ -340,6 +356,7 @@ def training_loop(
         ddp_modules[name] = module
     if num_gpus > 1:
         _broadcast_module(G_ema)
+    batch_norm_stats = _batch_norm_stats([G, D])
 
     # Loss and phases. Each network gets one optimizer; with lazy regularisation its main and reg phases share
     # it, and lr/betas are rescaled by mb_ratio so the effective step matches regularising every step.
@@ -350,6 +367,8 @@ def training_loop(
     optimizers = dict()
     for name, module, opt_kwargs, reg_interval in [('G', G, G_opt_kwargs, G_reg_interval), ('D', D, D_opt_kwargs, D_reg_interval)]:
         opt_kwargs = dnnlib.EasyDict(opt_kwargs)
+        if isinstance(opt_kwargs.get('betas'), (list, tuple)):
+            opt_kwargs.betas = [float(beta) for beta in opt_kwargs.betas] # torch's Adam refuses [0, 0.99] (an int)
         if reg_interval is None:
             opt = dnnlib.util.construct_class_by_name(params=module.parameters(), **opt_kwargs)
             phases += [dnnlib.EasyDict(name=name + 'both', module=module, opt=opt, interval=1)]
@@ -518,6 +537,9 @@ def training_loop(
                 phase.end_event.record(torch.cuda.current_stream(device))
             elif not is_cuda:
                 training_stats.report0('Timing/' + phase.name, (time.perf_counter() - t0) * 1e3)
+
+        if num_gpus > 1:
+            _average_across_processes(batch_norm_stats)
 
         # G_ema: exponential moving average with half-life ema_kimg, shortened early on by the ramp-up.
         ema_nimg = ema_kimg * 1000

@@ -1,9 +1,10 @@
 """bench/modes.py: argument parsing, the summary table (mean and standard error by hand), the RESULTS.md
 section, and one tiny real run through train.py's settings and the metric."""
 
+import importlib
 import json
-import importlib.util
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -12,10 +13,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 @pytest.fixture(scope='module')
 def modes():
-    spec = importlib.util.spec_from_file_location('bench_modes', os.path.join(REPO, 'bench', 'modes.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    # Importable by name, as --procs' spawned processes need (they find its functions by module name and sys.path).
+    sys.path.insert(0, os.path.join(REPO, 'bench'))
+    return importlib.import_module('modes')
 
 def test_parsing(modes):
     assert modes.parse_int_list('0-3,7, 2') == [0, 1, 2, 3, 7]
@@ -24,9 +24,9 @@ def test_parsing(modes):
     args = {'loss_kwargs': {'r1_gamma': 1}}
     modes.apply_set(args, [(['loss_kwargs', 'r1_gamma'], 0.5), (['new', 'key'], 3)])
     assert args['loss_kwargs']['r1_gamma'] == 0.5 and args['new']['key'] == 3
-    for bad in ['--d-width=0', '--d-width=1,x']:
+    for bad in ['--d-width=0', '--d-width=1,x', '--procs=0', '--procs=2 --jobs=2']:
         with pytest.raises(SystemExit):
-            modes.main([bad, '--no-write'])
+            modes.main(bad.split() + ['--no-write'])
 
 def _run(dataset, k, seed, modes_found, hq=None, rkl=None, kl=None, **extra):
     metric = {'ring8': 'modes_ring8', 'stacked-mnist': 'modes_stacked_mnist'}[dataset]
@@ -104,3 +104,20 @@ def test_one_tiny_run(modes):
     assert r['som_kwargs']['num_heads'] == 4 and r['som_kwargs']['g_weights'] == 'neighbourhood' # the toy's map, recorded
     options = r['training_options'] # the whole run as trained, overrides applied
     assert options['D_kwargs']['layer_features'] == 16 and options['total_kimg'] == 1 and json.dumps(r)
+
+def test_one_run_in_two_processes(modes):
+    # --procs=2: train.py's gloo processes (one thread each, half the batch each); the K=1 row of the same split
+    # stands beside it.
+    job = dict(dataset='ring8', k=4, seed=0, kimg=1, tick=1, loss=None, topo=None, threads=1, keep=None, procs=2,
+        overrides=[(['G_kwargs', 'synthesis_kwargs', 'layer_features'], 16), (['D_kwargs', 'layer_features'], 16)])
+    r = modes.run_one(job)
+    assert r['ok'], r.get('trace')
+    assert r['training_options']['num_gpus'] == 2 and r['training_options']['batch_gpu'] * 2 == r['training_options']['batch_size']
+    assert r['cpu'] > r['train_cpu'] > 0 # the training processes' CPU time is counted
+    base = dict(r, k=1)
+    summary = modes.summarise([r, base, dict(r, procs=1)])
+    key = ('ring8', 1.0, 1, ('D_kwargs.layer_features=16', 'G_kwargs.synthesis_kwargs.layer_features=16', 'procs=2'), 4)
+    assert summary[key]['runs'] == 1 and len(summary) == 3
+    name = '| ring8, 1 kimg, D_kwargs.layer_features=16, G_kwargs.synthesis_kwargs.layer_features=16, procs=2'
+    rows = [row for row in modes.format_table(summary).splitlines() if row.startswith(name + ' | 4 |')]
+    assert len(rows) == 1 and not rows[0].endswith('|  |') # the K=1 run with two processes beside it

@@ -225,6 +225,25 @@ def test_ddp_matches_single_process(data8, tmp_path):
     a = _load(two_run / 'network-snapshot-000001.pkl')
     assert a['training_state']['cur_nimg'] == 1000 and a['training_state']['augment_p'] > 0
 
+def test_ddp_batch_norm_statistics(tmp_path):
+    # DCGAN G and D with batch norm: each process normalises its own half of the batch, so the running statistics
+    # would differ between ranks (and the loop's consistency check at the snapshot would stop the run); they are
+    # averaged after every step. G_ema takes G's. (Also a small backbone under a StyleGAN config: its Adam betas
+    # [0, 0.99] used to reach torch as an int and a float, which torch refuses.)
+    data = make_image_folder(tmp_path / 'res28', num=16, res=28)
+    out = _finish(_start(tmp_path / 'run', f'--data={data}', '--arch=dcgan', '--d-bn=1', '--cbase=256', '--cmax=32',
+        '--batch=8', '--kimg=1', '--gpus=2'))
+    assert 'Distributing across 2 processes' in out
+    run = tmp_path / 'run' / os.listdir(tmp_path / 'run')[0]
+    snap = _load(snapshot.list_snapshots(run)[-1])
+    assert snap['training_state']['batch_idx'] >= 1
+    for name in ['G', 'D']:
+        norms = [m for m in snap[name].modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        assert norms and all(m.num_batches_tracked.item() >= 1 for m in norms), name
+        assert any(m.running_mean.abs().max() > 0 for m in norms), name # moved from their initial zeros
+    for a, b in zip(snap['G_ema'].buffers(), snap['G'].buffers()):
+        assert torch.equal(a, b)
+
 #----------------------------------------------------------------------------
 # The loss, against a direct formulation.
 
