@@ -168,8 +168,13 @@ def _run_in_process(ctx, job):
     worker = ctx.Process(target=_send_result, args=(job, send))
     worker.start()
     send.close()
-    result = receive.recv()
+    try:
+        result = receive.recv()
+    except EOFError: # the worker died without a result (killed, out of memory): a failed run, not a crash
+        result = None
     worker.join()
+    if result is None:
+        result = dict(job, ok=False, error=f'the run\'s process exited with code {worker.exitcode}', trace='')
     return result
 
 def _send_result(job, send):

@@ -121,3 +121,13 @@ def test_one_run_in_two_processes(modes):
     name = '| ring8, 1 kimg, D_kwargs.layer_features=16, G_kwargs.synthesis_kwargs.layer_features=16, procs=2'
     rows = [row for row in modes.format_table(summary).splitlines() if row.startswith(name + ' | 4 |')]
     assert len(rows) == 1 and not rows[0].endswith('|  |') # the K=1 run with two processes beside it
+
+def test_run_in_process_that_dies(modes, monkeypatch):
+    # A run whose process dies without a result (killed, out of memory) is a failed row, not a crash of the bench.
+    import multiprocessing
+    monkeypatch.setattr(modes, '_send_result', _die)
+    r = modes._run_in_process(multiprocessing.get_context('fork'), dict(dataset='ring8', k=1, seed=3))
+    assert r['ok'] is False and 'exited with code 7' in r['error'] and r['seed'] == 3
+
+def _die(job, send):
+    os._exit(7)
