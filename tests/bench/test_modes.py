@@ -28,6 +28,18 @@ def test_parsing(modes):
         with pytest.raises(SystemExit):
             modes.main(bad.split() + ['--no-write'])
 
+def test_omp_wait_policy(modes, monkeypatch):
+    # Spinning threads only when the runs have the cores to themselves and a run has a team of threads.
+    monkeypatch.delenv('OMP_WAIT_POLICY', raising=False)
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0, 1}, raising=False)
+    assert modes.omp_wait_policy('auto', jobs=1, threads=2) == 'ACTIVE'
+    assert modes.omp_wait_policy('auto', jobs=2, threads=2) == 'PASSIVE' # 4 threads on 2 cores
+    assert modes.omp_wait_policy('auto', jobs=2, threads=1) == 'PASSIVE'
+    assert modes.omp_wait_policy('auto', jobs=1, threads=3) == 'PASSIVE'
+    assert modes.omp_wait_policy('active', jobs=2, threads=2) == 'ACTIVE'
+    monkeypatch.setenv('OMP_WAIT_POLICY', 'passive') # the user's setting wins over auto
+    assert modes.omp_wait_policy('auto', jobs=1, threads=2) == 'passive'
+
 def _run(dataset, k, seed, modes_found, hq=None, rkl=None, kl=None, **extra):
     metric = {'ring8': 'modes_ring8', 'stacked-mnist': 'modes_stacked_mnist'}[dataset]
     res = {metric: modes_found}
