@@ -8,7 +8,8 @@ budget, on ring8, grid25 and stacked MNIST, over several seeds. Writes a table t
     python bench/modes.py --datasets=stacked-mnist --ks=4 --seeds=0 --kimg=850 --threads=2   # one run on both cores
 
 Every run is `train.py --cfg=<toy or stacked-mnist> --data=<dataset> --som-d=K --seed=S` (plus --kimg, --loss,
---som-topo, --d-width and --set overrides), trained in a worker process with one thread (--threads=N: N threads; or
+--som-topo, --d-width and --set overrides), trained in a worker process with one thread (--threads=N: N threads, whose
+idle threads spin when the runs fit the cores, --omp-wait; or
 --procs=N: N processes of one thread each, as train.py --gpus=N on a CPU, each with 1/N of the batch, so batch norm
 sees smaller batches: rows of their own); its last snapshot's G_ema is scored with the dataset's metric (modes_ring8,
 modes_grid25, modes_stacked_mnist: see metrics/mode_coverage.py). Reported per (dataset, D width, length, --set
