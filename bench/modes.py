@@ -26,6 +26,7 @@ training options, go to --json.
 """
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -113,10 +114,10 @@ def omp_wait_policy(choice, jobs, threads):
 def run_one(job):
     """Train one configuration and score its final G_ema. Returns a dict of results (or the error)."""
     sys.path.insert(0, REPO)
-    os.environ['OMP_WAIT_POLICY'] = job.get('omp_wait', 'PASSIVE') # before torch loads its OpenMP runtime
+    if 'torch' not in sys.modules: # a fresh worker: the policy only counts before torch loads its OpenMP runtime
+        os.environ['OMP_WAIT_POLICY'] = job.get('omp_wait', 'PASSIVE')
     import torch
     torch.set_num_threads(job['threads'])
-    import resource
     import dnnlib
     import train
     from metrics import metric_main
@@ -127,8 +128,7 @@ def run_one(job):
     out_dir = tempfile.mkdtemp(prefix=f'modes-{job["dataset"]}{width}-K{job["k"]}-s{job["seed"]}-')
     cfg, metric, _num_modes = DATASETS[job['dataset']]
     procs = job.get('procs', 1)
-    children_cpu = lambda: sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]) # the training processes' CPU time
-    t0, c0 = time.time(), time.process_time() + children_cpu()
+    t0, c0 = time.time(), _cpu_seconds()
     try:
         _desc, args = train.setup_training_loop_kwargs(data=job['dataset'], cfg=cfg, seed=job['seed'], kimg=job['kimg'],
             gpus=procs, metrics=[], som_d=job['k'], som_topo=job['topo'], loss=job['loss'], snap=10**9, tick=job['tick'],
@@ -151,8 +151,7 @@ def run_one(job):
         finally:
             sys.stdout = stdout
             log.close()
-        cpu_now = lambda: time.process_time() + children_cpu() - c0
-        train_wall, train_cpu = time.time() - t0, cpu_now()
+        train_wall, train_cpu = time.time() - t0, _cpu_seconds() - c0
         snaps = sorted(f for f in os.listdir(out_dir) if f.startswith('network-snapshot-'))
         with open(os.path.join(out_dir, snaps[-1]), 'rb') as f:
             G = legacy.load_network_pkl(f)['G_ema']
@@ -163,7 +162,7 @@ def run_one(job):
             rank=0, device=torch.device('cpu'))
         res = dict(result.results)
         return dict(job, ok=True, results=res, train_wall=train_wall, train_cpu=train_cpu,
-            wall=time.time() - t0, cpu=cpu_now(),
+            wall=time.time() - t0, cpu=_cpu_seconds() - c0,
             som_kwargs=dict(args.loss_kwargs.get('som_kwargs') or {}), # the map as run (the config's defaults change)
             training_options=json.loads(json.dumps(args, default=str))) # and everything else, as training_options.json
     except Exception as err: # pylint: disable=broad-except
@@ -175,6 +174,11 @@ def run_one(job):
         else:
             dest = os.path.join(job['keep'], os.path.basename(out_dir))
             shutil.move(out_dir, dest)
+
+def _cpu_seconds():
+    # This process's CPU time and that of its finished children (--procs' training processes).
+    import resource
+    return time.process_time() + sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
 
 def _run_in_process(ctx, job):
     receive, send = ctx.Pipe(duplex=False)
@@ -362,8 +366,10 @@ def main(argv=None):
             and (opts.kimg is None or r.get('kimg') == opts.kimg)]
         jobs = []
     ctx = multiprocessing.get_context('spawn')
-    with ctx.Pool(processes=max(min(opts.jobs, len(jobs)), 1), maxtasksperchild=1) as pool:
-        # A pool's workers may not start processes of their own: with --procs, each run gets a process of its own.
+    # A pool's workers may not start processes of their own: with --procs, each run gets a process of its own.
+    pool = (ctx.Pool(processes=max(min(opts.jobs, len(jobs)), 1), maxtasksperchild=1) if opts.procs == 1
+        else contextlib.nullcontext())
+    with pool:
         results = (pool.imap_unordered(run_one, jobs) if opts.procs == 1 else
             (_run_in_process(ctx, job) for job in jobs))
         for r in results:
