@@ -164,7 +164,7 @@ class MappingNetwork(torch.nn.Module):
             if idx < self.num_layers - 1:
                 w = torch.nn.functional.leaky_relu(w, 0.2)
         if self.training and self.w_avg_beta is not None and not skip_w_avg_update:
-            self.w_avg.copy_(w.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+            self.w_avg.copy_(w.detach().float().mean(dim=0).lerp(self.w_avg, self.w_avg_beta)) # w is bf16 under autocast
         w = w.unsqueeze(1).repeat([1, self.num_ws, 1])
         if truncation_psi != 1:
             cutoff = self.num_ws if truncation_cutoff is None else truncation_cutoff

@@ -123,6 +123,14 @@ def test_mapping_with_labels():
     with pytest.raises(AssertionError):
         m(z, torch.zeros(2, 2))
 
+def test_mapping_layers_train_under_bf16_autocast():
+    # --cfg=stacked-mnist trains in bf16 autocast; the running mean w_avg stays float32.
+    m = small.MappingNetwork(z_dim=4, c_dim=0, w_dim=8, num_layers=3).train()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        ws = m(torch.randn(5, 4), None)
+    assert ws.dtype == torch.bfloat16 and m.w_avg.dtype == torch.float32
+    torch.testing.assert_close(m.w_avg, ws[:, 0].float().mean(0) * 0.005)
+
 #----------------------------------------------------------------------------
 # Head and attention plugins.
 
