@@ -1018,6 +1018,7 @@ def main(ctx, outdir, dry_run, **config_kwargs):
     Losses (--loss), with the regularisers each gets by default:
       stylegan2  Non-saturating logistic, R1 (--gamma), path length and style mixing where the config has them.
       ns         The same non-saturating logistic loss alone: no R1, no path length, no style mixing.
+      minimax    The original minimax loss (G minimises log(1 - D(G(z)))); no R1.
       hinge      Hinge loss; R1.
       lsgan      Least squares (targets 0 for fakes, 1 for reals); R1.
       softmax    SoftMax GAN (softmax over the batch); R1.

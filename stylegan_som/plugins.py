@@ -60,6 +60,7 @@ BLOCKS.register('attention', 'stylegan_som.blocks.attention.SelfAttention')
 # Losses (--loss): objectives in stylegan_som/losses/, applied by stylegan_som.loss.StyleGAN2Loss.
 LOSSES.register('stylegan2', 'stylegan_som.losses.stylegan2.StyleGAN2')
 LOSSES.register('ns',        'stylegan_som.losses.ns.NonSaturating')
+LOSSES.register('minimax',   'stylegan_som.losses.minimax.Minimax')
 LOSSES.register('hinge',     'stylegan_som.losses.hinge.Hinge')
 LOSSES.register('wgan',      'stylegan_som.losses.wgan.WGAN')
 LOSSES.register('wgan-gp',   'stylegan_som.losses.wgan_gp.WGANGP')

@@ -97,6 +97,7 @@ def test_single_head_stylegan2_is_upstreams_computation_bit_for_bit():
 TEXTBOOK_D = {
     'stylegan2': lambda r, f: sp(-r).mean() + sp(f).mean(),
     'ns':        lambda r, f: sp(-r).mean() + sp(f).mean(),
+    'minimax':   lambda r, f: sp(-r).mean() + sp(f).mean(),
     'hinge':     lambda r, f: torch.relu(1 - r).mean() + torch.relu(1 + f).mean(),
     'wgan':      lambda r, f: -r.mean() + f.mean(),
     'wgan-gp':   lambda r, f: -r.mean() + f.mean(),
@@ -107,6 +108,7 @@ TEXTBOOK_D = {
 TEXTBOOK_G = {
     'stylegan2': lambda r, f: sp(-f).mean(),
     'ns':        lambda r, f: sp(-f).mean(),
+    'minimax':   lambda r, f: -sp(f).mean(),
     'hinge':     lambda r, f: -f.mean(),
     'wgan':      lambda r, f: -f.mean(),
     'wgan-gp':   lambda r, f: -f.mean(),

@@ -49,6 +49,8 @@ CASES = {
         0.375 + LSE, [-0.25 + P[2], -0.25 + P[3]]),
 }
 CASES['ns'] = CASES['stylegan2']
+# D as the non-saturating loss; G: log(1 - sig(f)) = -sp(f), gradient -sig(f) per sample.
+CASES['minimax'] = CASES['ns'][:3] + (-(sp(0.5) + sp(-3)) / 2, [-sig(0.5) / 2, -sig(-3) / 2])
 CASES['wgan-gp'] = CASES['wgan']
 
 def test_every_registered_loss_has_a_case():
@@ -99,6 +101,7 @@ def test_default_regularisers():
         return defaults_of(type(plugins.LOSSES.build(name)))
     assert defaults('stylegan2') == dict(r1=True, path_length=True, style_mixing=True, gp_weight=0, weight_clip=0)
     assert defaults('ns') == dict(r1=False, path_length=False, style_mixing=False, gp_weight=0, weight_clip=0)
+    assert defaults('minimax') == defaults('ns')
     assert defaults('wgan')['weight_clip'] == 0.01 and not defaults('wgan')['r1']
     assert defaults('wgan-gp')['gp_weight'] == 10 and not defaults('wgan-gp')['r1']
     for name in ('hinge', 'lsgan', 'softmax', 'rahinge'):
