@@ -134,9 +134,12 @@ def build_attention(channels, attn_kwargs):
 class MappingNetwork(torch.nn.Module):
     """z (and c) -> ws [N, 1, w_dim]. Without labels, extra layers or a width change it is the identity on z,
     as in a plain DCGAN; otherwise z and an embedding of c are concatenated and mapped by num_layers (>= 1)
-    linear layers. A running mean w_avg supports the truncation trick (psi < 1 pulls w towards it)."""
+    linear layers. A running mean w_avg supports the truncation trick (psi < 1 pulls w towards it).
+    lr_multiplier scales the layers' learning rate, as StyleGAN's mapping network does (0.01 there): the weights
+    are stored divided by it and multiplied back in forward, so Adam's steps on them shrink by that factor."""
 
-    def __init__(self, z_dim, c_dim, w_dim, num_ws=1, num_layers=0, embed_features=None, w_avg_beta=0.995):
+    def __init__(self, z_dim, c_dim, w_dim, num_ws=1, num_layers=0, embed_features=None, w_avg_beta=0.995,
+            lr_multiplier=1):
         super().__init__()
         self.z_dim = z_dim
         self.c_dim = c_dim
@@ -149,18 +152,28 @@ class MappingNetwork(torch.nn.Module):
         if c_dim > 0:
             self.embed = torch.nn.Linear(c_dim, embed_features)
         sizes = [z_dim + embed_features] + [w_dim] * self.num_layers
+        self.lr_multiplier = lr_multiplier
         for idx in range(self.num_layers):
             setattr(self, f'fc{idx}', torch.nn.Linear(sizes[idx], sizes[idx + 1]))
+        if lr_multiplier != 1: # same initial function, parameters stored at 1 / lr_multiplier
+            with torch.no_grad():
+                for layer in self.children():
+                    for param in layer.parameters():
+                        param.div_(lr_multiplier)
         self.register_buffer('w_avg', torch.zeros([w_dim]))
+
+    def _linear(self, layer, x):
+        g = self.lr_multiplier
+        return layer(x) if g == 1 else torch.nn.functional.linear(x, layer.weight * g, layer.bias * g)
 
     def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, skip_w_avg_update=False):
         misc.assert_shape(z, [None, self.z_dim])
         w = z.to(torch.float32)
         if self.c_dim > 0:
             misc.assert_shape(c, [None, self.c_dim])
-            w = torch.cat([w, self.embed(c.to(torch.float32))], dim=1)
+            w = torch.cat([w, self._linear(self.embed, c.to(torch.float32))], dim=1)
         for idx in range(self.num_layers):
-            w = getattr(self, f'fc{idx}')(w)
+            w = self._linear(getattr(self, f'fc{idx}'), w)
             if idx < self.num_layers - 1:
                 w = torch.nn.functional.leaky_relu(w, 0.2)
         if self.training and self.w_avg_beta is not None and not skip_w_avg_update:

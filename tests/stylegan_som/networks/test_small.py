@@ -123,6 +123,22 @@ def test_mapping_with_labels():
     with pytest.raises(AssertionError):
         m(z, torch.zeros(2, 2))
 
+def test_mapping_lr_multiplier_same_function_slower_steps():
+    z, c = torch.randn(5, 4), torch.eye(3)[[0, 1, 2, 0, 1]]
+    nets = {}
+    for g in (1, 0.01):
+        torch.manual_seed(0)
+        nets[g] = small.MappingNetwork(z_dim=4, c_dim=3, w_dim=8, num_layers=2, lr_multiplier=g)
+    torch.testing.assert_close(nets[0.01](z, c), nets[1](z, c)) # the same initial function
+    moved = {}
+    for g, m in nets.items():
+        before = m.fc1.weight.detach() * g
+        opt = torch.optim.Adam(m.parameters(), lr=0.1)
+        m(z, c).square().sum().backward()
+        opt.step()
+        moved[g] = float((m.fc1.weight.detach() * g - before).abs().max()) # Adam's first step: lr per weight
+    assert moved[1] == pytest.approx(0.1, rel=1e-3) and moved[0.01] == pytest.approx(0.001, rel=1e-3)
+
 def test_mapping_layers_train_under_bf16_autocast():
     # --cfg=stacked-mnist trains in bf16 autocast; the running mean w_avg stays float32.
     m = small.MappingNetwork(z_dim=4, c_dim=0, w_dim=8, num_layers=3).train()
