@@ -127,7 +127,7 @@ def setup_training_loop_kwargs(
     data=None, cond=None, subset=None, mirror=None,
     # Base config and its overrides.
     cfg=None, gamma=None, kimg=None, batch=None, batch_gpu=None, cbase=None, cmax=None, map_depth=None, glr=None,
-    dlr=None, mbstd_group=None, tick=None, lr_rampdown=None, d_width=None, d_pack=None,
+    dlr=None, mbstd_group=None, tick=None, lr_rampdown=None, d_width=None, d_pack=None, fm=None,
     # Augmentation.
     aug=None, p=None, target=None, augpipe=None,
     # Transfer learning / resume.
@@ -246,6 +246,12 @@ def setup_training_loop_kwargs(
         _check(gamma >= 0, f'--gamma must be non-negative, got {gamma}')
         desc += f'-gamma{gamma:g}'
         args.loss_kwargs.r1_gamma = gamma
+
+    if fm is not None:
+        _check(fm >= 0, f'--fm must be non-negative, got {fm}')
+        if fm > 0:
+            desc += f'-fm{fm:g}'
+            args.loss_kwargs.fm_weight = fm
 
     if kimg is not None:
         _check(kimg >= 1, f'--kimg must be at least 1, got {kimg}')
@@ -729,6 +735,8 @@ def _setup_som_and_loss(args, desc, gamma=None, loss=None, som_d=None, som_topo=
         args.D_kwargs = dnnlib.EasyDict(class_name='stylegan_som.networks.separate.SeparateDiscriminators',
             num_heads=som_d, discriminator_kwargs=member)
         desc += '-separate'
+        _check(not args.loss_kwargs.get('fm_weight'), '--fm needs one trunk whose features the heads score; '
+            '--som-share=none has K separate discriminators')
     return desc
 
 #----------------------------------------------------------------------------
@@ -915,6 +923,7 @@ def _augpipe_names():
 @click.option('--batch-gpu',    help='Images per process and accumulation round [default: batch / gpus]', type=int, metavar='INT')
 @click.option('--cbase',        help='Channel budget: a layer at resolution r gets min(cbase / r, cmax) channels', type=int, metavar='INT')
 @click.option('--cmax',         help='Most channels in any layer', type=int, metavar='INT')
+@click.option('--fm',           help='Feature matching in G\'s loss with this weight: the distance between the batch means of D\'s final features on reals and fakes [default: 0, off]', type=float, metavar='FLOAT')
 @click.option('--map', '--map-depth', 'map_depth', help='Layers in the mapping network', type=int, metavar='INT')
 @click.option('--glr',          help='Learning rate of G [default: the config\'s; stacked-mnist: 0.0016, 8x D\'s]', type=float, metavar='FLOAT')
 @click.option('--dlr',          help='Learning rate of D', type=float, metavar='FLOAT')

@@ -50,6 +50,16 @@ def _per_score(per_image, logits):
         return per_image
     return per_image.reshape(logits.shape[0], -1).sum(1)
 
+def feature_distance(real, fake):
+    """|E real - E fake|^2 / F for features [N, F], [M, F], estimated without bias (the linear-kernel MMD^2):
+    the squared difference of the batch means alone adds each batch's summed variance over its size, which G
+    could lower by drawing less varied fakes. Can be slightly negative."""
+    d = (real.mean(0) - fake.mean(0)).square()
+    for x in (real, fake):
+        if x.shape[0] > 1:
+            d = d - x.var(0) / x.shape[0]
+    return d.mean()
+
 #----------------------------------------------------------------------------
 
 class StyleGAN2Loss(Loss):
@@ -81,11 +91,17 @@ class StyleGAN2Loss(Loss):
     of a single backward pass. weight_clip > 0 clamps D's parameters after each D step (WGAN).
 
     bf16 runs G and D under torch.autocast(bfloat16) on a CPU (convolutions 1.4-1.8x faster on CPUs with AVX-512
-    BF16 or AMX); their outputs come back as float32, so losses, penalties and the optimizers stay in float32."""
+    BF16 or AMX); their outputs come back as float32, so losses, penalties and the optimizers stay in float32.
+
+    fm_weight > 0 adds feature matching (Salimans et al. 2016) to G's loss: fm_weight times the squared distance
+    between the batch means of D's final features on reals and on fakes (feature_distance), the features being what D's
+    head scores (small backbones: the input of `head`; StyleGAN2: of the epilogue's `out`). A per-sample
+    adversarial loss tells a fake how to look more real; this batch statistic also says which kinds of images
+    G draws too often, e.g. one digit over another."""
 
     def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None, style_mixing_prob=0.9, r1_gamma=10,
             pl_batch_shrink=2, pl_decay=0.01, pl_weight=2, objective='stylegan2', som_kwargs={}, gp_weight=0,
-            weight_clip=0, bf16=False):
+            weight_clip=0, bf16=False, fm_weight=0):
         super().__init__()
         if bf16 and torch.device(device).type != 'cpu':
             raise ValueError(f'bf16 autocast is for training on a CPU, not on {device} (GPUs use fp16 layers)')
@@ -104,6 +120,9 @@ class StyleGAN2Loss(Loss):
         self.objective = plugins.LOSSES.build(objective) if isinstance(objective, str) else objective
         self.gp_weight = gp_weight
         self.weight_clip = weight_clip
+        self.fm_weight = fm_weight
+        if fm_weight:
+            self._feature_module() # fail at set-up, not at the first G step
         self._init_som(**som_kwargs)
 
     # SOM heads. Nothing here is training state: sigma follows from (cur_nimg, total_nimg).
@@ -203,6 +222,28 @@ class StyleGAN2Loss(Loss):
             logits = self.D(img, c)
         return logits.float()
 
+    def _feature_module(self):
+        """The module whose first input is the features D's head scores (for feature matching)."""
+        D = getattr(self.D, 'module', self.D) # under DDP
+        for path in ('head', 'b4.out'):
+            module = D
+            for name in path.split('.'):
+                module = getattr(module, name, None)
+            if isinstance(module, torch.nn.Module):
+                return module
+        raise ValueError(f'fm_weight: feature matching needs a D with a `head` or `b4.out` module, and '
+            f'{type(D).__name__} has neither')
+
+    def run_D_features(self, img, c, sync):
+        """run_D, and the features its head scored, [N, F] in float32."""
+        captured = []
+        handle = self._feature_module().register_forward_pre_hook(lambda _module, args: captured.append(args[0]))
+        try:
+            logits = self.run_D(img, c, sync)
+        finally:
+            handle.remove() # no hook left behind in a network that gets pickled
+        return logits, captured[-1].float().flatten(1)
+
     def _penalty_outputs(self, logits):
         """The scalar whose input gradient a penalty (R1, GP) measures: with one head the sum of the logits, as
         upstream; with K heads, per sample the logit of one head drawn uniformly, so that the expected penalty
@@ -233,13 +274,19 @@ class StyleGAN2Loss(Loss):
         # G: the objective's G loss on D's logits for fakes (for stylegan2: softplus(-x)), weighted over the heads.
         if do_Gmain:
             gen_img, _ = self.run_G(gen_z, gen_c, sync=(sync and not do_Gpl)) # the pl pass syncs G if it follows
-            gen_logits = self.run_D(gen_img, gen_c, sync=False)
+            if self.fm_weight:
+                gen_logits, gen_features = self.run_D_features(gen_img, gen_c, sync=False)
+            else:
+                gen_logits = self.run_D(gen_img, gen_c, sync=False)
             training_stats.report('Loss/scores/fake', gen_logits)
             training_stats.report('Loss/signs/fake', gen_logits.sign())
             g_weights = self._fake_weights(gen_logits) # [N, K], or None: mean over heads
-            if couples:
-                with torch.no_grad(): # D is not trained here: its logits for reals are constants of G's loss
-                    real_logits = self.run_D(real_img, real_c, sync=False)
+            if couples or self.fm_weight:
+                with torch.no_grad(): # D is not trained here: what it says of reals is a constant of G's loss
+                    if self.fm_weight:
+                        real_logits, real_features = self.run_D_features(real_img, real_c, sync=False)
+                    else:
+                        real_logits = self.run_D(real_img, real_c, sync=False)
             loss_Gmain = obj.g_fake(gen_logits, real_logits) if couples else obj.g_fake(gen_logits) # [N, K]
             if g_weights is not None:
                 loss_Gmain = loss_Gmain * g_weights
@@ -249,7 +296,12 @@ class StyleGAN2Loss(Loss):
                 if loss_Greal is not None:
                     loss_Gmain = loss_Gmain + loss_Greal.mean(0)
             training_stats.report('Loss/G/loss', loss_Gmain)
-            loss_Gmain.mean().mul(gain).backward()
+            loss_G = loss_Gmain.mean()
+            if self.fm_weight:
+                loss_Gfm = feature_distance(real_features, gen_features)
+                training_stats.report('Loss/G/fm', loss_Gfm)
+                loss_G = loss_G + loss_Gfm * self.fm_weight
+            loss_G.mul(gain).backward()
 
         # G: path-length regularisation on a shrunken batch. The image is projected on random directions scaled
         # by 1/sqrt(H*W) so the expected length does not depend on resolution.

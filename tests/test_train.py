@@ -214,6 +214,8 @@ BAD_FLAGS = [
     (dict(cbase=0), '--cbase'),
     (dict(mbstd_group=3), '--mbstd-group'),
     (dict(glr=0.0), '--glr'),
+    (dict(fm=-1.0), '--fm'),
+    (dict(fm=1.0, som_d=4, som_share='none'), '--fm'),
     (dict(resume='/no/such/snapshot.pkl'), '--resume'),
     (dict(data='/no/such/folder'), '--data'),
     (dict(bf16=True, device_type='cuda', gpus=1, arch='dcgan'), '--bf16'),
@@ -227,6 +229,13 @@ def test_bad_flag_values(folders, kwargs, flag):
     with pytest.raises(train.UserError) as info:
         train.setup_training_loop_kwargs(**kwargs)
     assert flag in str(info.value), str(info.value)
+
+def test_feature_matching_flag(folders):
+    import train
+    desc, args = train.setup_training_loop_kwargs(data=folders['plain'], cfg='tiny', device_type='cpu', fm=2.0)
+    assert args.loss_kwargs.fm_weight == 2.0 and '-fm2' in desc
+    _desc, args = train.setup_training_loop_kwargs(data=folders['plain'], cfg='tiny', device_type='cpu', fm=0.0)
+    assert 'fm_weight' not in args.loss_kwargs
 
 def test_configs_match_upstream(folders):
     import train

@@ -364,3 +364,57 @@ def test_bf16_autocast_on_cpu():
     assert not torch.equal(img, G.synthesis.fc(ws.flatten(1)).reshape(img.shape)) # really ran in bf16
     with pytest.raises(ValueError, match='bf16 autocast is for training on a CPU'):
         StyleGAN2Loss(device=torch.device('cuda'), G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, bf16=True)
+
+#----------------------------------------------------------------------------
+# Feature matching.
+
+class _DHead(torch.nn.Module):
+    """A trunk and a `head`, the layout feature matching reads (the head's input is the features)."""
+    def __init__(self):
+        super().__init__()
+        self.trunk = torch.nn.Linear(3 * 4 * 4, 5)
+        self.head = torch.nn.Linear(5, 1)
+    def features(self, img):
+        return torch.tanh(self.trunk(img.flatten(1)))
+    def forward(self, img, c):
+        return self.head(self.features(img))
+
+def test_feature_distance_by_hand_and_unbiased():
+    from stylegan_som.loss import feature_distance
+    # Means 1 and 2: 1; minus the reals' variance 2 over 2 reals and the fakes' variance 3 over 3 fakes.
+    real, fake = torch.tensor([[0.0], [2.0]]), torch.tensor([[1.0], [1.0], [4.0]])
+    assert float(feature_distance(real, fake)) == pytest.approx(1 - 1 - 1)
+    assert float(feature_distance(real[:1], fake[:1])) == pytest.approx(1) # one sample: no variance to take off
+    # Both sides from one distribution: the estimate averages to 0, the plain squared difference does not.
+    gen = torch.Generator().manual_seed(0)
+    draws = [(torch.randn(8, 4, generator=gen), torch.randn(8, 4, generator=gen)) for _ in range(2000)]
+    assert abs(sum(float(feature_distance(r, f)) for r, f in draws) / 2000) < 0.01
+    assert sum(float((r.mean(0) - f.mean(0)).square().mean()) for r, f in draws) / 2000 == pytest.approx(0.25, abs=0.02)
+
+def test_feature_matching_adds_to_generators_loss_only():
+    torch.manual_seed(0)
+    G, D = _G(2), _DHead()
+    z, c, real = torch.randn(6, 3), torch.zeros(6, 0), torch.randn(6, 3, 4, 4)
+    from stylegan_som.loss import feature_distance
+    losses = {w: StyleGAN2Loss(device=CPU, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, style_mixing_prob=0,
+        r1_gamma=0, pl_weight=0, fm_weight=w) for w in (0, 2.5)}
+    got = _grads(G, lambda: losses[2.5].accumulate_gradients('Gmain', real, c, z, c, sync=True, gain=1.5))
+    def expected():
+        fake = G.synthesis(G.mapping(z, c))
+        ns = sp(-D(fake, c)).mean()
+        fm = feature_distance(D.features(real).detach(), D.features(fake))
+        ((ns + 2.5 * fm) * 1.5).backward()
+    _assert_close(got, _grads(G, expected))
+    assert not _close_all(got, _grads(G, lambda: losses[0].accumulate_gradients('Gmain', real, c, z, c, sync=True, gain=1.5)))
+    # D's step is unchanged, and no hook stays on D (it gets pickled with every snapshot).
+    d_grads = [_grads(D, lambda w=w: losses[w].accumulate_gradients('Dmain', real, c, z, c, sync=True, gain=1)) for w in (0, 2.5)]
+    _assert_close(*d_grads)
+    assert not D.head._forward_pre_hooks
+
+def _close_all(a, b):
+    return all(torch.allclose(x, y) for x, y in zip(a, b))
+
+def test_feature_matching_needs_a_head():
+    G, D = _G(2), _D()
+    with pytest.raises(ValueError, match='fm_weight.*_D has neither'):
+        StyleGAN2Loss(device=CPU, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, fm_weight=1)
