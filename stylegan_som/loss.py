@@ -244,6 +244,12 @@ class StyleGAN2Loss(Loss):
             handle.remove() # no hook left behind in a network that gets pickled
         return logits, captured[-1].float().flatten(1)
 
+    def _run_D_for_G(self, img, c):
+        """D's logits in G's step, and with feature matching the features its head scored (else None)."""
+        if not self.fm_weight:
+            return self.run_D(img, c, sync=False), None
+        return self.run_D_features(img, c, sync=False)
+
     def _penalty_outputs(self, logits):
         """The scalar whose input gradient a penalty (R1, GP) measures: with one head the sum of the logits, as
         upstream; with K heads, per sample the logit of one head drawn uniformly, so that the expected penalty
@@ -274,19 +280,13 @@ class StyleGAN2Loss(Loss):
         # G: the objective's G loss on D's logits for fakes (for stylegan2: softplus(-x)), weighted over the heads.
         if do_Gmain:
             gen_img, _ = self.run_G(gen_z, gen_c, sync=(sync and not do_Gpl)) # the pl pass syncs G if it follows
-            if self.fm_weight:
-                gen_logits, gen_features = self.run_D_features(gen_img, gen_c, sync=False)
-            else:
-                gen_logits = self.run_D(gen_img, gen_c, sync=False)
+            gen_logits, gen_features = self._run_D_for_G(gen_img, gen_c)
             training_stats.report('Loss/scores/fake', gen_logits)
             training_stats.report('Loss/signs/fake', gen_logits.sign())
             g_weights = self._fake_weights(gen_logits) # [N, K], or None: mean over heads
             if couples or self.fm_weight:
                 with torch.no_grad(): # D is not trained here: what it says of reals is a constant of G's loss
-                    if self.fm_weight:
-                        real_logits, real_features = self.run_D_features(real_img, real_c, sync=False)
-                    else:
-                        real_logits = self.run_D(real_img, real_c, sync=False)
+                    real_logits, real_features = self._run_D_for_G(real_img, real_c)
             loss_Gmain = obj.g_fake(gen_logits, real_logits) if couples else obj.g_fake(gen_logits) # [N, K]
             if g_weights is not None:
                 loss_Gmain = loss_Gmain * g_weights
