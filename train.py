@@ -133,7 +133,7 @@ def setup_training_loop_kwargs(
     # Transfer learning / resume.
     resume=None, freezed=None,
     # Backbone (see _setup_backbone).
-    arch=None,
+    arch=None, g_arch=None,
     # Performance.
     fp32=None, nhwc=None, allow_tf32=None, nobench=None, workers=None, bf16=None,
     # Where it runs: 'cuda' or 'cpu'; number of processes already launched (torchrun), or None.
@@ -383,9 +383,9 @@ def setup_training_loop_kwargs(
     desc = _setup_d_head(args, desc, d_head=d_head, cond=cond) # before the SOM setup, which may wrap D_kwargs
 
     # Backbone: small networks replace the StyleGAN2 kwargs built above; before the SOM heads, which go on D.
-    desc = _setup_backbone(args, desc, arch=arch, cfg=cfg, metrics=given_metrics, aug=given_aug, cbase=cbase,
-        cmax=cmax, map_depth=map_depth, mbstd_group=mbstd_group, freezed=freezed, nhwc=nhwc, mirror=mirror,
-        workers=workers, glr=glr)
+    desc = _setup_backbone(args, desc, arch=arch, g_arch=g_arch, cfg=cfg, metrics=given_metrics, aug=given_aug,
+        cbase=cbase, cmax=cmax, map_depth=map_depth, mbstd_group=mbstd_group, freezed=freezed, nhwc=nhwc,
+        mirror=mirror, workers=workers, glr=glr)
 
     desc = _setup_d_width(args, desc, d_width=d_width) # on the chosen backbone, before the SOM heads wrap D
     desc = _setup_d_pack(args, desc, d_pack=d_pack)
@@ -470,6 +470,9 @@ SMALL_CFGS = {
 _D_PLUGIN_KEYS = ('num_heads', 'head_kwargs', 'attn_resolutions', 'attn_kwargs', 'spectral_norm')
 _G_PLUGIN_KEYS = ('attn_resolutions', 'attn_kwargs')
 
+# Backbones whose G and D may be mixed (--g-arch): image convnets with z_dim = w_dim and no mapping by default.
+_MIXABLE_ARCHS = ('dcgan', 'resnet')
+
 def _backbone_names():
     from stylegan_som import plugins
     return plugins.BACKBONES.names()
@@ -486,14 +489,18 @@ def use_builtin_mnist_for_metrics():
         from stylegan_som import datasets_builtin
         os.environ['SGSOM_MNIST_DIR'] = datasets_builtin.idx_dataset_dir('mnist')
 
-def _setup_backbone(args, desc, arch=None, cfg=None, metrics=None, aug=None, cbase=None, cmax=None, map_depth=None,
-        mbstd_group=None, freezed=None, nhwc=None, mirror=None, workers=None, glr=None):
+def _setup_backbone(args, desc, arch=None, g_arch=None, cfg=None, metrics=None, aug=None, cbase=None, cmax=None,
+        map_depth=None, mbstd_group=None, freezed=None, nhwc=None, mirror=None, workers=None, glr=None):
     """Swap in a small backbone (--arch=dcgan|resnet|mlp, or the default of --cfg=toy / stacked-mnist), and set
-    what point data (--data=ring8|grid25) needs. Returns the new run description."""
+    what point data (--data=ring8|grid25) needs; --g-arch gives G a backbone of its own. Returns the new run
+    description."""
     from stylegan_som import plugins
     cfg = 'auto' if cfg is None else cfg
     arch = _arch_of(arch, cfg)
     _check(arch in plugins.BACKBONES, f'--arch: unknown backbone {arch!r}; choose from {", ".join(plugins.BACKBONES.names())}')
+    if g_arch is not None: # the conv backbones share z -> image at any resolution, so their Gs and Ds pair freely
+        _check(g_arch in _MIXABLE_ARCHS and arch in _MIXABLE_ARCHS, f'--g-arch={g_arch} with the {arch} '
+            f'discriminator: only {" and ".join(_MIXABLE_ARCHS)} pair with each other')
     points = args.training_set_kwargs.class_name.endswith('.PointDataset')
     data_name = os.path.splitext(os.path.basename(str(args.training_set_kwargs.path)))[0] # stacked-mnist.zip
     if points:
@@ -520,8 +527,10 @@ def _setup_backbone(args, desc, arch=None, cfg=None, metrics=None, aug=None, cba
     module = plugins.BACKBONES.class_name(arch)
     old_G, old_D = args.G_kwargs, args.D_kwargs
     spec = CFG_SPECS[cfg]
-    G_kwargs = dnnlib.EasyDict(class_name=f'{module}.Generator', z_dim=old_G.z_dim, w_dim=old_G.z_dim,
-        mapping_kwargs=dnnlib.EasyDict(num_layers=(map_depth or 0)), synthesis_kwargs=dnnlib.EasyDict(sizes['G']))
+    G_module = module if g_arch in (None, arch) else plugins.BACKBONES.class_name(g_arch)
+    G_sizes = sizes['G'] if G_module == module else dict() # the config's G sizes fit its own G
+    G_kwargs = dnnlib.EasyDict(class_name=f'{G_module}.Generator', z_dim=old_G.z_dim, w_dim=old_G.z_dim,
+        mapping_kwargs=dnnlib.EasyDict(num_layers=(map_depth or 0)), synthesis_kwargs=dnnlib.EasyDict(G_sizes))
     if map_depth:
         G_kwargs.w_dim = old_G.w_dim
     D_kwargs = dnnlib.EasyDict(class_name=f'{module}.Discriminator', **sizes['D'])
@@ -556,6 +565,8 @@ def _setup_backbone(args, desc, arch=None, cfg=None, metrics=None, aug=None, cba
         args.D_reg_interval = small['D_reg_interval']
     if cfg not in SMALL_CFGS:
         desc += f'-{arch}'
+    if g_arch not in (None, arch):
+        desc += f'-g{g_arch}'
     return desc
 
 def _cpu_has_native_bf16():
@@ -953,6 +964,7 @@ def _augpipe_names():
 
 # Backbone.
 @click.option('--arch',         help='Networks: stylegan2, or small ones for CPU studies, see "Backbones" below [default: stylegan2; toy: mlp; stacked-mnist: dcgan]', type=click.Choice(_backbone_names()))
+@click.option('--g-arch',       help='G\'s own backbone, paired with --arch\'s D: dcgan or resnet with either [default: as --arch]', type=click.Choice(_MIXABLE_ARCHS))
 
 # Loss and SOM discriminator heads.
 @click.option('--loss',         help='GAN objective, see "Losses" below [default: stylegan2]', type=click.Choice(_loss_names()))
@@ -1011,6 +1023,8 @@ def main(ctx, outdir, dry_run, **config_kwargs):
       dcgan      DCGAN (SNGAN's standard CNN): transposed convolutions with batch norm in G, spectral norm in D.
       resnet     SNGAN's ResNet generator and discriminator.
       mlp        Multilayer perceptrons for 2-D points (--data=ring8, grid25).
+    --g-arch gives G the other conv backbone: --cfg=stacked-mnist --g-arch=resnet pairs SNGAN's ResNet G with
+    the config's DCGAN D.
     Heads (--som-d), losses and attention work with each; the small ones have one w, so no path-length
     regularisation and no style mixing. Built-in datasets (--data=NAME): cifar10, discs8, mnist, fashion-mnist
     and stacked-mnist (fetched or made once into the cache), ring8 and grid25 (2-D points, generated).

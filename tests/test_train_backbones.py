@@ -166,6 +166,30 @@ def test_stacked_mnist_config(tmp_path, monkeypatch):
     assert 'batch_norm' not in args.D_kwargs and args.G_opt_kwargs.lr == 0.0016 # stay with it; the rates do not
     assert args.loss_kwargs.bf16 is True
 
+def test_g_arch(tmp_path):
+    # --g-arch: a G of one conv backbone with a D of the other, the config's D settings kept; G builds and draws.
+    import dnnlib
+    import torch
+    import train
+    digits = dict(cfg='stacked-mnist', data=make_image_folder(tmp_path / 'digits', num=4, res=28), device_type='cpu')
+    desc, args = train.setup_training_loop_kwargs(g_arch='resnet', som_d=4, **digits)
+    assert desc.endswith('-stacked-mnist-gresnet-som4grid'), desc
+    assert args.G_kwargs.class_name == 'stylegan_som.networks.resnet.Generator'
+    assert args.G_kwargs.synthesis_kwargs == dict(channel_base=1024, channel_max=128) # the config's widths
+    assert args.D_kwargs.class_name.endswith('dcgan.Discriminator') and args.D_kwargs.num_heads == 4
+    assert args.D_kwargs.batch_norm is True and args.G_opt_kwargs.lr == 0.0016
+    G = dnnlib.util.construct_class_by_name(**args.G_kwargs, c_dim=0, img_resolution=28, img_channels=3)
+    assert G(torch.randn(2, G.z_dim), torch.zeros(2, 0)).shape == (2, 3, 28, 28)
+    desc, args = train.setup_training_loop_kwargs(g_arch='dcgan', **digits) # the D's own backbone: no change
+    assert desc.endswith('-stacked-mnist') and args.G_kwargs.class_name.endswith('dcgan.Generator'), desc
+    _desc, args = train.setup_training_loop_kwargs(cfg='cpu', arch='resnet', g_arch='dcgan', data=digits['data'],
+        device_type='cpu')
+    assert args.G_kwargs.class_name.endswith('dcgan.Generator') and args.D_kwargs.class_name.endswith('resnet.Discriminator')
+    plain = make_image_folder(tmp_path / 'plain', num=4) # 32x32, for StyleGAN2
+    for kwargs in [dict(cfg='toy', data='ring8'), dict(cfg='cpu', data=plain)]: # mlp and stylegan2 D
+        with pytest.raises(train.UserError, match='--g-arch=resnet with the (mlp|stylegan2) discriminator'):
+            train.setup_training_loop_kwargs(g_arch='resnet', device_type='cpu', **kwargs)
+
 def test_d_width(tmp_path):
     import dnnlib
     import train
