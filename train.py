@@ -501,6 +501,7 @@ def _setup_backbone(args, desc, arch=None, g_arch=None, cfg=None, metrics=None, 
     if g_arch is not None: # the conv backbones share z -> image at any resolution, so their Gs and Ds pair freely
         _check(g_arch in _MIXABLE_ARCHS and arch in _MIXABLE_ARCHS, f'--g-arch={g_arch} with the {arch} '
             f'discriminator: only {" and ".join(_MIXABLE_ARCHS)} pair with each other')
+    g_arch = arch if g_arch is None else g_arch
     points = args.training_set_kwargs.class_name.endswith('.PointDataset')
     data_name = os.path.splitext(os.path.basename(str(args.training_set_kwargs.path)))[0] # stacked-mnist.zip
     if points:
@@ -527,8 +528,8 @@ def _setup_backbone(args, desc, arch=None, g_arch=None, cfg=None, metrics=None, 
     module = plugins.BACKBONES.class_name(arch)
     old_G, old_D = args.G_kwargs, args.D_kwargs
     spec = CFG_SPECS[cfg]
-    G_module = module if g_arch in (None, arch) else plugins.BACKBONES.class_name(g_arch)
-    G_sizes = sizes['G'] if G_module == module else dict() # the config's G sizes fit its own G
+    G_module = plugins.BACKBONES.class_name(g_arch)
+    G_sizes = sizes['G'] if g_arch == arch else dict() # the config's G sizes fit its own G
     G_kwargs = dnnlib.EasyDict(class_name=f'{G_module}.Generator', z_dim=old_G.z_dim, w_dim=old_G.z_dim,
         mapping_kwargs=dnnlib.EasyDict(num_layers=(map_depth or 0)), synthesis_kwargs=dnnlib.EasyDict(G_sizes))
     if map_depth:
@@ -565,7 +566,7 @@ def _setup_backbone(args, desc, arch=None, g_arch=None, cfg=None, metrics=None, 
         args.D_reg_interval = small['D_reg_interval']
     if cfg not in SMALL_CFGS:
         desc += f'-{arch}'
-    if g_arch not in (None, arch):
+    if g_arch != arch:
         desc += f'-g{g_arch}'
     return desc
 
