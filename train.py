@@ -140,7 +140,7 @@ def setup_training_loop_kwargs(
     device_type=None, world_size=None,
     # Loss objective and SOM discriminator heads (see _setup_som_and_loss).
     loss=None, som_d=None, som_topo=None, som_sigma_start=None, som_sigma_end=None, som_share=None,
-    som_normalize=None, som_g_weights=None,
+    som_normalize=None, som_g_weights=None, som_bmu=None, r2_gamma=None, d_reg_interval=None,
     # Discriminator head (see _setup_d_head).
     d_head=None,
     # Self-attention blocks and D's normalisation (see _setup_attention_norm).
@@ -411,7 +411,8 @@ def setup_training_loop_kwargs(
     # Loss objective and SOM heads: after every option that shapes D_kwargs, because --som-share=none wraps them.
     desc = _setup_som_and_loss(args, desc, gamma=gamma, loss=loss, som_d=som_d, som_topo=som_topo,
         som_sigma_start=som_sigma_start, som_sigma_end=som_sigma_end, som_share=som_share, som_normalize=som_normalize,
-        som_g_weights=som_g_weights, cfg=cfg)
+        som_g_weights=som_g_weights, som_bmu=som_bmu, cfg=cfg)
+    desc = _setup_regularisers(args, desc, loss=loss, r2_gamma=r2_gamma, d_reg_interval=d_reg_interval)
 
     # Whether --resume continues its run: last, once every option has shaped G_kwargs and D_kwargs (the
     # pickle's recorded kwargs are compared with the final ones).
@@ -426,7 +427,14 @@ def setup_training_loop_kwargs(
 #----------------------------------------------------------------------------
 # Discriminator head (--d-head).
 
-D_HEADS = ('cmap', 'projection', 'linear')
+def _head_names():
+    """StyleGAN2's own label projection, then every registered head plugin."""
+    from stylegan_som import plugins
+    return ['cmap'] + plugins.HEADS.names()
+
+def _head_is_conditional(d_head):
+    from stylegan_som import plugins
+    return d_head == 'cmap' or getattr(dnnlib.util.get_obj_by_name(plugins.HEADS.class_name(d_head)), 'conditional', False)
 
 def _setup_d_head(args, desc, d_head=None, cond=None):
     """--d-head: how D turns its features into scores. Default: StyleGAN2's own conditioning (cmap, a projection
@@ -435,8 +443,8 @@ def _setup_d_head(args, desc, d_head=None, cond=None):
     if d_head is None:
         return desc
     from stylegan_som import plugins
-    _check(d_head in D_HEADS, f'--d-head: unknown head {d_head!r}; choose from {", ".join(D_HEADS)}')
-    if d_head in ('cmap', 'projection'):
+    _check(d_head in _head_names(), f'--d-head: unknown head {d_head!r}; choose from {", ".join(_head_names())}')
+    if _head_is_conditional(d_head):
         _check(bool(cond), f'--d-head={d_head} is a class-conditional head: it needs --cond=1')
     if d_head == 'cmap':
         _check(args.D_kwargs.class_name == 'stylegan_som.networks.stylegan2.Discriminator',
@@ -483,8 +491,8 @@ def _arch_of(arch, cfg):
     return SMALL_CFGS[cfg]['arch'] if cfg in SMALL_CFGS else 'stylegan2'
 
 def use_builtin_mnist_for_metrics():
-    """Point modes_stacked_mnist's digit classifier at the MNIST files the built-in stacked-MNIST set was made from,
-    unless SGSOM_MNIST_DIR already names a folder."""
+    """Point the digit classifier of modes_stacked_mnist and modes_mnist at the built-in MNIST files (those the
+    built-in stacked-MNIST set was made from), unless SGSOM_MNIST_DIR already names a folder."""
     if not os.environ.get('SGSOM_MNIST_DIR'):
         from stylegan_som import datasets_builtin
         os.environ['SGSOM_MNIST_DIR'] = datasets_builtin.idx_dataset_dir('mnist')
@@ -509,9 +517,10 @@ def _setup_backbone(args, desc, arch=None, g_arch=None, cfg=None, metrics=None, 
         _check(not mirror, f'--mirror has no meaning for the 2-D points of --data={data_name}')
         _check(aug in (None, 'noaug'), f'--aug={aug}: augmentation has no meaning for the 2-D points of --data={data_name}; use --aug=noaug')
     if metrics is None and (cfg in SMALL_CFGS or points): # the dataset's mode-coverage metric
-        toy_metric = {'ring8': 'modes_ring8', 'grid25': 'modes_grid25', 'stacked-mnist': 'modes_stacked_mnist'}
+        toy_metric = {'ring8': 'modes_ring8', 'grid25': 'modes_grid25', 'grid25-unequal': 'modes_grid25_unequal',
+            'stacked-mnist': 'modes_stacked_mnist', 'mnist': 'modes_mnist'}
         args.metrics = [toy_metric[data_name]] if data_name in toy_metric else []
-    if 'modes_stacked_mnist' in args.metrics and data_name == 'stacked-mnist':
+    if {'modes_stacked_mnist', 'modes_mnist'} & set(args.metrics) and data_name in ('stacked-mnist', 'mnist'):
         use_builtin_mnist_for_metrics()
     if points or (aug is None and SMALL_CFGS.get(cfg, {}).get('aug') == 'noaug'):
         for key in ('augment_kwargs', 'ada_target', 'augment_p'):
@@ -683,8 +692,30 @@ SOM_SHARE = ('trunk', 'none')
 SOM_DEFAULTS_BY_CFG = {'toy': dict(g_weights='neighbourhood', sigma_end=1.0, sigma_start_floor=0.3),
     'stacked-mnist': dict(g_weights='neighbourhood')}
 
+def _setup_regularisers(args, desc, loss=None, r2_gamma=None, d_reg_interval=None):
+    """R2 on fakes (--r2-gamma; the objective's default: R1's gamma) and how often D's penalties run
+    (--d-reg-interval; the default: the config's, every step for objectives that say lazy_reg=False)."""
+    from stylegan_som import plugins
+    from stylegan_som.losses.base import defaults_of
+
+    defaults = defaults_of(dnnlib.util.get_obj_by_name(plugins.LOSSES.class_name(loss or 'stylegan2')))
+    if r2_gamma is not None:
+        _check(r2_gamma >= 0, f'--r2-gamma must be non-negative, got {r2_gamma}')
+        desc += f'-r2gamma{r2_gamma:g}'
+    elif defaults['r2']:
+        r2_gamma = args.loss_kwargs.r1_gamma
+    if r2_gamma:
+        args.loss_kwargs.r2_gamma = r2_gamma
+    if d_reg_interval is not None:
+        _check(d_reg_interval >= 1, f'--d-reg-interval must be at least 1, got {d_reg_interval}')
+        desc += f'-dreg{d_reg_interval:d}'
+        args.D_reg_interval = None if d_reg_interval == 1 else d_reg_interval
+    elif not defaults['lazy_reg']:
+        args.D_reg_interval = None
+    return desc
+
 def _setup_som_and_loss(args, desc, gamma=None, loss=None, som_d=None, som_topo=None, som_sigma_start=None,
-        som_sigma_end=None, som_share=None, som_normalize=None, som_g_weights=None, cfg=None):
+        som_sigma_end=None, som_share=None, som_normalize=None, som_g_weights=None, som_bmu=None, cfg=None):
     """Fill loss_kwargs.objective and the objective's default regularisers, and for --som-d=K > 1 the K heads
     of D (D_kwargs.num_heads) and their map (loss_kwargs.som_kwargs, every value explicit). Returns the new
     run description."""
@@ -712,7 +743,8 @@ def _setup_som_and_loss(args, desc, gamma=None, loss=None, som_d=None, som_topo=
     _check(som_d >= 1, f'--som-d must be at least 1, got {som_d}')
     if som_d == 1:
         for flag, value in [('--som-topo', som_topo), ('--som-sigma-start', som_sigma_start),
-                ('--som-sigma-end', som_sigma_end), ('--som-normalize', som_normalize), ('--som-g-weights', som_g_weights)]:
+                ('--som-sigma-end', som_sigma_end), ('--som-normalize', som_normalize), ('--som-g-weights', som_g_weights),
+                ('--som-bmu', som_bmu)]:
             _check(value is None, f'{flag} needs several SOM heads: give --som-d of 2 or more')
     else:
         topo = 'grid' if som_topo is None else som_topo
@@ -735,7 +767,8 @@ def _setup_som_and_loss(args, desc, gamma=None, loss=None, som_d=None, som_topo=
         args.D_kwargs.num_heads = som_d
         args.loss_kwargs.som_kwargs = dnnlib.EasyDict(num_heads=som_d, topology=topo, sigma_start=sigma_start,
             sigma_end=sigma_end, normalize=(True if som_normalize is None else bool(som_normalize)),
-            g_weights=(cfg_defaults['g_weights'] if som_g_weights is None else som_g_weights))
+            g_weights=(cfg_defaults['g_weights'] if som_g_weights is None else som_g_weights),
+            bmu=('logit' if som_bmu is None else som_bmu))
         desc += f'-som{som_d}{topo}'
 
     som_share = 'trunk' if som_share is None else som_share
@@ -900,6 +933,10 @@ def _comma_list(ctx, param, value):
         return []
     return [x.strip() for x in value.split(',') if x.strip()]
 
+def _som_choices(name):
+    from stylegan_som import som
+    return list(getattr(som, name))
+
 def _loss_names():
     from stylegan_som import plugins
     return plugins.LOSSES.names()
@@ -969,14 +1006,17 @@ def _augpipe_names():
 
 # Loss and SOM discriminator heads.
 @click.option('--loss',         help='GAN objective, see "Losses" below [default: stylegan2]', type=click.Choice(_loss_names()))
+@click.option('--r2-gamma',     help='R2 weight: zero-centred gradient penalty on fakes, as R1 on reals [default: rpgan: R1\'s gamma; else 0, off]', type=float, metavar='FLOAT')
+@click.option('--d-reg-interval', help='Steps between D\'s penalties (R1, R2, GP), lazily at that multiple of the weight; 1 = every step [default: 16; toy and rpgan: 1]', type=int, metavar='INT')
 @click.option('--som-d',        help='Discriminator heads trained as a self-organising map (1 = plain GAN) [default: 1]', type=int, metavar='K')
-@click.option('--som-topo',     help='Map of the heads; grid needs a square K [default: grid]', type=click.Choice(['grid', 'linear', 'circular']))
+@click.option('--som-topo',     help='Map of the heads; grid needs a square K [default: grid]', type=click.Choice(_som_choices('TOPOLOGIES')))
 @click.option('--som-sigma-start', help='Neighbourhood width at the start [default: half the map\'s diameter, at least the end width; toy: at least 0.3]', type=float, metavar='FLOAT')
 @click.option('--som-sigma-end', help='Neighbourhood width at the end of --kimg, reached exponentially [default: 0.3; toy: 1.0]', type=float, metavar='FLOAT')
 @click.option('--som-normalize', help='Give every head the same total weight on reals (mean 1 per head over the batch); without it one head tends to win every real [default: true]', type=bool, metavar='BOOL')
-@click.option('--som-g-weights', help='How G\'s loss weighs the heads: mean (all alike), neighbourhood (per fake, the heads around its own best-matching head) [default: neighbourhood with --cfg=toy or stacked-mnist, else mean]', type=click.Choice(['mean', 'neighbourhood']))
+@click.option('--som-g-weights', help='How G\'s loss weighs the heads: mean (all alike), neighbourhood (per fake, the heads around its own best-matching head), balance (neighbourhood, with fakes that over-occupy their head\'s unit sent to the units fakes under-occupy, by the reals\' and fakes\' running shares of units) [default: neighbourhood with --cfg=toy or stacked-mnist, else mean]', type=click.Choice(_som_choices('G_WEIGHTINGS')))
+@click.option('--som-bmu',      help='A sample\'s unit on the map: logit (its highest-scoring head), prototype (its nearest prototype in D\'s features, a Kohonen map learnt from the reals) [default: logit]', type=click.Choice(_som_choices('BMU_RULES')))
 @click.option('--som-share',    help='trunk: K heads on one shared D trunk; none: K complete discriminators [default: trunk]', type=click.Choice(list(SOM_SHARE)))
-@click.option('--d-head',       help='D head: cmap (StyleGAN2\'s label projection), projection (Miyato & Koyama), linear [default: cmap with --cond=1, else linear]', type=click.Choice(list(D_HEADS)))
+@click.option('--d-head',       help='D head: cmap (StyleGAN2\'s label projection), projection (Miyato & Koyama), linear, mlp (a hidden layer per head) [default: cmap with --cond=1, else linear]', type=click.Choice(_head_names()))
 
 # Attention and spectral normalisation.
 @click.option('--g-attn',       help='Self-attention in G on the features after these resolutions\' blocks, comma-separated [default: none]', callback=_comma_list, metavar='LIST')
@@ -1028,7 +1068,8 @@ def main(ctx, outdir, dry_run, **config_kwargs):
     the config's DCGAN D.
     Heads (--som-d), losses and attention work with each; the small ones have one w, so no path-length
     regularisation and no style mixing. Built-in datasets (--data=NAME): cifar10, discs8, mnist, fashion-mnist
-    and stacked-mnist (fetched or made once into the cache), ring8 and grid25 (2-D points, generated).
+    and stacked-mnist (fetched or made once into the cache), ring8, grid25 and grid25-unequal (2-D points,
+    generated).
 
     \b
     Resume sources (--resume):
@@ -1047,6 +1088,7 @@ def main(ctx, outdir, dry_run, **config_kwargs):
       lsgan      Least squares (targets 0 for fakes, 1 for reals); R1.
       softmax    SoftMax GAN (softmax over the batch); R1.
       rahinge    Relativistic average hinge; R1.
+      rpgan      Relativistic pairing, softplus(D(G(z)) - D(x)) per pair (R3GAN); R1 and R2 (--r2-gamma), every step.
       wgan       Wasserstein, D's weights clipped to [-0.01, 0.01] after each step; no R1.
       wgan-gp    Wasserstein with gradient penalty 10 on interpolates (lazy, like R1); no R1.
     An explicit --gamma adds R1 to any of them. Every loss works with --som-d heads and conditional D.

@@ -345,13 +345,17 @@ def plugin_kwargs(som_d=None, g_attn=None, d_attn=None, d_head=None, d_sn=None, 
         G.synthesis_kwargs.attn_resolutions = list(g_attn)
     if d_attn:
         D.attn_resolutions = list(d_attn)
-    if d_head in ('linear', 'projection'):
+    if d_head is not None and d_head in plugins.HEADS: # 'cmap' is StyleGAN2's own, no plugin
         D.head_kwargs = dnnlib.EasyDict(class_name=plugins.HEADS.class_name(d_head))
     if d_sn:
         D.spectral_norm = True
     if c_dim is not None:
         G.c_dim = D.c_dim = c_dim
     return G, D
+
+def _head_names():
+    from . import plugins # pylint: disable=import-outside-toplevel
+    return plugins.HEADS.names() + ['cmap']
 
 def _int_list(ctx, param, value):
     _ = ctx
@@ -371,8 +375,8 @@ def _int_list(ctx, param, value):
 @click.option('--som-d', help='Number of discriminator heads (SOM units) [default: as in the pickle: 1]', type=int, metavar='INT')
 @click.option('--g-attn', help='Self-attention in G at these resolutions, e.g. 16,32', callback=_int_list, metavar='LIST')
 @click.option('--d-attn', help='Self-attention in D at these resolutions', callback=_int_list, metavar='LIST')
-@click.option('--d-head', help='D head: linear, projection (Miyato & Koyama), cmap (StyleGAN2\'s own conditioning) [default: as in the pickle]',
-    type=click.Choice(['linear', 'projection', 'cmap']))
+@click.option('--d-head', help='D head: a registered head plugin (linear, projection, mlp, ...) or cmap (StyleGAN2\'s own conditioning) [default: as in the pickle]',
+    type=click.Choice(_head_names()))
 @click.option('--d-sn', help='Spectral normalisation in D', type=bool, metavar='BOOL')
 @click.option('--c-dim', help='Label dimension of G and D [default: as in the pickle]', type=int, metavar='INT')
 @click.option('--head-noise', help='Relative noise on copied heads [default: 0.01]', type=float, default=0.01, metavar='FLOAT')

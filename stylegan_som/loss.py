@@ -101,7 +101,7 @@ class StyleGAN2Loss(Loss):
 
     def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None, style_mixing_prob=0.9, r1_gamma=10,
             pl_batch_shrink=2, pl_decay=0.01, pl_weight=2, objective='stylegan2', som_kwargs={}, gp_weight=0,
-            weight_clip=0, bf16=False, fm_weight=0):
+            weight_clip=0, bf16=False, fm_weight=0, r2_gamma=0):
         super().__init__()
         if bf16 and torch.device(device).type != 'cpu':
             raise ValueError(f'bf16 autocast is for training on a CPU, not on {device} (GPUs use fp16 layers)')
@@ -113,6 +113,7 @@ class StyleGAN2Loss(Loss):
         self.augment_pipe = augment_pipe
         self.style_mixing_prob = style_mixing_prob
         self.r1_gamma = r1_gamma
+        self.r2_gamma = r2_gamma
         self.pl_batch_shrink = pl_batch_shrink
         self.pl_decay = pl_decay
         self.pl_weight = pl_weight
@@ -128,7 +129,7 @@ class StyleGAN2Loss(Loss):
     # SOM heads. Nothing here is training state: sigma follows from (cur_nimg, total_nimg).
 
     def _init_som(self, num_heads=None, topology='grid', sigma_start=None, sigma_end=som.DEFAULT_SIGMA_END,
-            normalize=True, g_weights='mean'):
+            normalize=True, g_weights='mean', occupancy_decay=0.99, bmu='logit', prototype_rate=0.05):
         if topology not in som.TOPOLOGIES:
             raise ValueError(f'som_kwargs.topology: unknown topology {topology!r}; choose from {", ".join(som.TOPOLOGIES)}')
         if g_weights not in som.G_WEIGHTINGS:
@@ -142,6 +143,19 @@ class StyleGAN2Loss(Loss):
         self.som_sigma_end = sigma_end
         self.som_normalize = bool(normalize)
         self.som_g_weights = g_weights
+        if not 0 <= occupancy_decay < 1:
+            raise ValueError(f'som_kwargs.occupancy_decay must be in [0, 1), got {occupancy_decay}')
+        self.som_occupancy_decay = float(occupancy_decay)
+        self._occupancy = dict(real=None, fake=None) # running shares of best-matching units, [K] float32 each
+        if bmu not in som.BMU_RULES:
+            raise ValueError(f'som_kwargs.bmu: unknown value {bmu!r}; choose from {", ".join(som.BMU_RULES)}')
+        if not 0 < prototype_rate <= 1:
+            raise ValueError(f'som_kwargs.prototype_rate must be in (0, 1], got {prototype_rate}')
+        self.som_bmu = bmu
+        self.som_prototype_rate = float(prototype_rate)
+        self._prototypes = None # [K, F] float32 on the CPU: with bmu='prototype', a Kohonen map of D's features
+        if bmu == 'prototype':
+            self._feature_module() # fail at set-up, not at the first step
         self._som_distances = None # [K, K] on self.device, built for the first K seen
         self._som_progress = (0, 1)
         if num_heads is not None:
@@ -168,20 +182,54 @@ class StyleGAN2Loss(Loss):
             start = som.default_sigma_start(num_heads, self.som_topology, self.som_sigma_end)
         return som.sigma_schedule(*self._som_progress, sigma_start=start, sigma_end=self.som_sigma_end)
 
-    def _real_weights(self, real_logits):
-        """SOM weights [N, K] for the reals of this round, or None with one head (weight 1)."""
+    def _uses_prototypes(self, logits):
+        return self.som_bmu == 'prototype' and logits.shape[1] > 1
+
+    def _bmu_scores(self, logits, features):
+        """Scores [N, K] whose argmax is each sample's unit: D's logits, or closeness to the prototypes."""
+        if not self._uses_prototypes(logits):
+            return logits
+        if self._prototypes is None:
+            self._prototypes = som.init_prototypes(features, logits.shape[1]).cpu()
+        return som.prototype_scores(features, self._prototypes).to(logits.dtype)
+
+    def _real_weights(self, real_logits, real_features=None, learn=True):
+        """SOM weights [N, K] for the reals of this round, or None with one head (weight 1). With prototypes and
+        `learn` (once per D step), the map first learns from this batch of D's features."""
         num_heads = real_logits.shape[1]
         distances = self._som_map(num_heads)
         if num_heads == 1:
             return None
-        return som.neighbourhood_weights(real_logits, distances, self.som_sigma(num_heads), normalize=self.som_normalize)
+        sigma = self.som_sigma(num_heads)
+        if learn and self._uses_prototypes(real_logits):
+            self._bmu_scores(real_logits, real_features) # initialises the map on the first batch
+            self._prototypes = som.update_prototypes(self._prototypes, real_features, distances, sigma,
+                self.som_prototype_rate).cpu()
+        scores = self._bmu_scores(real_logits, real_features)
+        return som.neighbourhood_weights(scores, distances, sigma, normalize=self.som_normalize)
 
-    def _fake_weights(self, gen_logits):
+    def _fake_weights(self, gen_logits, gen_features=None):
         """Weights [N, K] of the heads in G's loss, or None for the plain mean over heads."""
         num_heads = gen_logits.shape[1]
         if num_heads == 1 or self.som_g_weights == 'mean':
             return None
-        return som.generator_weights(gen_logits, self._som_map(num_heads), self.som_sigma(num_heads))
+        distances, sigma = self._som_map(num_heads), self.som_sigma(num_heads)
+        gen_logits = self._bmu_scores(gen_logits, gen_features)
+        if self.som_g_weights == 'neighbourhood':
+            return som.generator_weights(gen_logits, distances, sigma)
+        fake = self._track_occupancy('fake', gen_logits)
+        real = self._occupancy['real']
+        if real is None: # no D step yet: nothing to balance against
+            return som.generator_weights(gen_logits, distances, sigma)
+        return som.balance_weights(gen_logits, distances, sigma, real, fake)
+
+    def _track_occupancy(self, side, logits):
+        """Running mean (decay occupancy_decay per step) of the share of `side`'s samples each head wins."""
+        batch = som.bmu_occupancy(logits.detach()).cpu()
+        old = self._occupancy[side]
+        new = batch if old is None or old.shape != batch.shape else batch.lerp(old, self.som_occupancy_decay)
+        self._occupancy[side] = new
+        return new
 
     def after_optimizer_step(self, phase):
         # WGAN's Lipschitz constraint by clipping, after every optimizer step that changed D.
@@ -191,10 +239,21 @@ class StyleGAN2Loss(Loss):
                     param.clamp_(-self.weight_clip, self.weight_clip)
 
     def state_dict(self):
-        return dict(pl_mean=self.pl_mean.detach().cpu().clone())
+        state = dict(pl_mean=self.pl_mean.detach().cpu().clone())
+        for side, occupancy in self._occupancy.items():
+            if occupancy is not None:
+                state[f'som_occupancy_{side}'] = occupancy.clone()
+        if self._prototypes is not None:
+            state['som_prototypes'] = self._prototypes.clone()
+        return state
 
     def load_state_dict(self, state):
         self.pl_mean.copy_(torch.as_tensor(state['pl_mean']).to(self.pl_mean.device))
+        for side in self._occupancy:
+            value = state.get(f'som_occupancy_{side}')
+            self._occupancy[side] = None if value is None else torch.as_tensor(value, dtype=torch.float32).clone()
+        value = state.get('som_prototypes')
+        self._prototypes = None if value is None else torch.as_tensor(value, dtype=torch.float32).clone()
 
     def _autocast(self):
         return torch.autocast('cpu', dtype=torch.bfloat16, enabled=self.bf16)
@@ -244,9 +303,13 @@ class StyleGAN2Loss(Loss):
             handle.remove() # no hook left behind in a network that gets pickled
         return logits, captured[-1].float().flatten(1)
 
+    def _wants_features(self):
+        return bool(self.fm_weight) or self.som_bmu == 'prototype'
+
     def _run_D_for_G(self, img, c):
-        """D's logits in G's step, and with feature matching the features its head scored (else None)."""
-        if not self.fm_weight:
+        """D's logits in G's step, and with feature matching or prototypes the features its head scored (else
+        None)."""
+        if not self._wants_features():
             return self.run_D(img, c, sync=False), None
         return self.run_D_features(img, c, sync=False)
 
@@ -259,8 +322,22 @@ class StyleGAN2Loss(Loss):
         head = torch.randint(logits.shape[1], [logits.shape[0], 1], device=logits.device)
         return logits.gather(1, head).sum()
 
+    def _gradient_penalty(self, logits, img, gamma, name):
+        """Zero-centred gradient penalty gamma/2 |grad_img D(img)|^2 per score (R1 on reals, R2 on fakes), shaped to
+        add to per-head losses [N, K]; one head keeps upstream's [N, 1] + [N] broadcast."""
+        with conv2d_gradfix.no_weight_gradients():
+            grads = torch.autograd.grad(outputs=[self._penalty_outputs(logits)], inputs=[img], create_graph=True,
+                only_inputs=True)[0]
+        penalty = _per_score(grads.square().sum([1, 2, 3]), logits)
+        loss = penalty * (gamma / 2)
+        training_stats.report(f'Loss/{name}_penalty', penalty)
+        training_stats.report('Loss/D/reg', loss)
+        return loss[:, None] if logits.shape[1] > 1 else loss
+
     def _report_som(self, real_logits):
         num_heads = real_logits.shape[1]
+        if self.som_g_weights == 'balance':
+            self._track_occupancy('real', real_logits)
         training_stats.report('SOM/sigma', self.som_sigma(num_heads))
         wins = torch.nn.functional.one_hot(som.best_matching_units(real_logits), num_heads).to(torch.float32)
         for k in range(num_heads):
@@ -274,6 +351,7 @@ class StyleGAN2Loss(Loss):
         do_Gpl = phase in ('Greg', 'Gboth') and self.pl_weight != 0
         do_Dr1 = phase in ('Dreg', 'Dboth') and self.r1_gamma != 0
         do_Dgp = phase in ('Dreg', 'Dboth') and self.gp_weight != 0
+        do_Dr2 = phase in ('Dreg', 'Dboth') and self.r2_gamma != 0
         obj = self.objective
         couples = obj.couples # the objective compares reals with fakes (batch means, softmax over the batch)
 
@@ -283,7 +361,7 @@ class StyleGAN2Loss(Loss):
             gen_logits, gen_features = self._run_D_for_G(gen_img, gen_c)
             training_stats.report('Loss/scores/fake', gen_logits)
             training_stats.report('Loss/signs/fake', gen_logits.sign())
-            g_weights = self._fake_weights(gen_logits) # [N, K], or None: mean over heads
+            g_weights = self._fake_weights(gen_logits, gen_features) # [N, K], or None: mean over heads
             if couples or self.fm_weight:
                 with torch.no_grad(): # D is not trained here: what it says of reals is a constant of G's loss
                     real_logits, real_features = self._run_D_for_G(real_img, real_c)
@@ -344,23 +422,38 @@ class StyleGAN2Loss(Loss):
 
         # D: the objective's term on fakes (for stylegan2: softplus(x)). A separable objective back-propagates it
         # at once, as upstream, which frees the fake graph before the real pass; a coupled one waits for reals.
+        # R2 = |grad_x D(x)|^2 on fakes (R3GAN) shares this pass: G is not trained in D's phases, so the fakes
+        # are a detached input whose gradient the penalty measures.
         loss_Dgen = 0
-        if do_Dmain:
-            gen_img, _ = self.run_G(gen_z, gen_c, sync=False)
-            gen_logits = self.run_D(gen_img, gen_c, sync=False) # synced by the real pass below
-            training_stats.report('Loss/scores/fake', gen_logits)
-            training_stats.report('Loss/signs/fake', gen_logits.sign())
-            if not couples:
+        loss_Dr2 = 0
+        if do_Dmain or do_Dr2:
+            real_pass = do_Dmain or do_Dr1
+            with torch.no_grad():
+                gen_img, _ = self.run_G(gen_z, gen_c, sync=False)
+            gen_img = gen_img.requires_grad_(do_Dr2)
+            gen_logits = self.run_D(gen_img, gen_c, sync=(sync and not real_pass)) # else synced by the real pass
+            if do_Dmain:
+                training_stats.report('Loss/scores/fake', gen_logits)
+                training_stats.report('Loss/signs/fake', gen_logits.sign())
+            if do_Dr2:
+                loss_Dr2 = self._gradient_penalty(gen_logits, gen_img, self.r2_gamma, 'r2')
+            if do_Dmain and not couples:
                 loss_Dgen = obj.d_fake(gen_logits)
-                loss_Dgen.mean().mul(gain).backward()
+            if not (do_Dmain and couples):
+                (gen_logits * 0 + loss_Dgen + loss_Dr2).mean().mul(gain).backward()
+                loss_Dr2 = 0
 
         # D: the objective's term on reals, weighted per head by the SOM neighbourhood, and/or R1 = |grad_x D(x)|^2
         # on reals, in one forward pass.
         if do_Dmain or do_Dr1:
             real_img_tmp = real_img.detach().requires_grad_(do_Dr1)
-            real_logits = self.run_D(real_img_tmp, real_c, sync=sync)
+            real_features = None
+            if self.som_bmu == 'prototype':
+                real_logits, real_features = self.run_D_features(real_img_tmp, real_c, sync=sync)
+            else:
+                real_logits = self.run_D(real_img_tmp, real_c, sync=sync)
             training_stats.report('Loss/scores/real', real_logits)
-            weights = self._real_weights(real_logits) # [N, K], or None with one head
+            weights = self._real_weights(real_logits, real_features, learn=do_Dmain) # [N, K], or None with one head
             if weights is None:
                 training_stats.report('Loss/signs/real', real_logits.sign()) # drives the ADA heuristic
             else:
@@ -379,7 +472,7 @@ class StyleGAN2Loss(Loss):
                     loss_Dreal = obj.d_real(real_logits)
                 if weights is not None:
                     loss_Dreal = loss_Dreal * weights
-                    self._report_som(real_logits)
+                    self._report_som(self._bmu_scores(real_logits, real_features))
                 if loss_Dgen.shape == loss_Dreal.shape:
                     training_stats.report('Loss/D/loss', loss_Dgen + loss_Dreal)
                 else:
@@ -387,19 +480,11 @@ class StyleGAN2Loss(Loss):
 
             loss_Dr1 = 0
             if do_Dr1:
-                with conv2d_gradfix.no_weight_gradients():
-                    r1_grads = torch.autograd.grad(outputs=[self._penalty_outputs(real_logits)], inputs=[real_img_tmp],
-                        create_graph=True, only_inputs=True)[0]
-                r1_penalty = _per_score(r1_grads.square().sum([1, 2, 3]), real_logits)
-                loss_Dr1 = r1_penalty * (self.r1_gamma / 2)
-                training_stats.report('Loss/r1_penalty', r1_penalty)
-                training_stats.report('Loss/D/reg', loss_Dr1)
-                if real_logits.shape[1] > 1:
-                    loss_Dr1 = loss_Dr1[:, None] # against [N, K]; one head keeps upstream's [N, 1] + [N] broadcast
+                loss_Dr1 = self._gradient_penalty(real_logits, real_img_tmp, self.r1_gamma, 'r1')
 
             loss_D = (real_logits * 0 + loss_Dreal + loss_Dr1).mean()
             if do_Dmain and couples:
-                loss_D = loss_D + loss_Dgen.mean()
+                loss_D = loss_D + (gen_logits * 0 + loss_Dgen + loss_Dr2).mean()
             loss_D.mul(gain).backward()
 
 #----------------------------------------------------------------------------

@@ -53,6 +53,7 @@ BACKBONES = Registry('backbone')           # --arch=NAME: generator and discrimi
 # Discriminator heads (features [N, F], labels [N, c_dim] -> logits [N, K]).
 HEADS.register('linear', 'stylegan_som.heads.linear.LinearHead')
 HEADS.register('projection', 'stylegan_som.heads.projection.ProjectionHead')
+HEADS.register('mlp',        'stylegan_som.heads.mlp.MLPHead')
 
 # Network blocks (feature map [N, C, H, W] -> same shape; networks' attn_resolutions / attn_kwargs).
 BLOCKS.register('attention', 'stylegan_som.blocks.attention.SelfAttention')
@@ -67,6 +68,7 @@ LOSSES.register('wgan-gp',   'stylegan_som.losses.wgan_gp.WGANGP')
 LOSSES.register('lsgan',     'stylegan_som.losses.lsgan.LSGAN')
 LOSSES.register('softmax',   'stylegan_som.losses.softmax.SoftmaxGAN')
 LOSSES.register('rahinge',   'stylegan_som.losses.rahinge.RelativisticAverageHinge')
+LOSSES.register('rpgan',     'stylegan_som.losses.rpgan.RelativisticPairing')
 
 # Backbones (--arch): modules holding a Generator and a Discriminator class.
 BACKBONES.register('stylegan2', 'stylegan_som.networks.stylegan2')

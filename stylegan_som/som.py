@@ -10,8 +10,9 @@ import torch
 
 TOPOLOGIES = ('grid', 'linear', 'circular')
 
-# How G's loss combines the heads: their plain mean, or per fake the heads around its best-matching head.
-G_WEIGHTINGS = ('mean', 'neighbourhood')
+# How G's loss combines the heads: their plain mean; per fake the heads around its best-matching head; or that
+# neighbourhood with the share of fakes that over-occupy their unit sent to the units fakes under-occupy.
+G_WEIGHTINGS = ('mean', 'neighbourhood', 'balance')
 
 #----------------------------------------------------------------------------
 
@@ -125,3 +126,48 @@ def bmu_occupancy(logits):
     return wins.to(torch.float32).mean(dim=0)
 
 #----------------------------------------------------------------------------
+
+BMU_RULES = ('logit', 'prototype') # a sample's unit: its highest-scoring head, or its nearest prototype
+
+def prototype_scores(features, prototypes):
+    """-|features_n - prototype_k|^2, [N, K]: the BMU rules above read the argmax of such scores."""
+    return -torch.cdist(features.detach().float(), prototypes.to(features.device).float()).square()
+
+def init_prototypes(features, num_heads):
+    """K prototypes [K, F] from a first batch of features: K samples evenly spaced through the batch."""
+    idx = torch.linspace(0, features.shape[0] - 1, num_heads).round().long()
+    return features.detach().float()[idx].clone()
+
+def update_prototypes(prototypes, features, distances, sigma, rate):
+    """One batch of Kohonen's rule: each prototype moves by `rate` towards the neighbourhood-weighted mean of
+    the batch, m_k += rate * sum_n h_k(n) (x_n - m_k) / sum_n h_k(n), with h from the samples' nearest prototypes.
+    A prototype whose neighbourhood holds no sample (all h underflow) stays where it is."""
+    features = features.detach().float()
+    prototypes = prototypes.to(features.device).float()
+    h = neighbourhood_weights(prototype_scores(features, prototypes), distances, sigma) # [N, K]
+    total = h.sum(0) # [K]
+    target = (h.T @ features) / total.clamp(min=1e-12)[:, None]
+    step = torch.where(total[:, None] > 1e-12, target - prototypes, torch.zeros_like(prototypes))
+    return prototypes + rate * step
+
+def balance_weights(logits, distances, sigma, real_occupancy, fake_occupancy):
+    """G's head weights [N, K] that move fakes from the units they over-occupy to those they under-occupy, the
+    map's two occupancy histograms (reals' and fakes' shares of best-matching units, [K] each) being a direct
+    signal of mode balance. A fake whose unit b holds p_f(b) of the fakes but p_r(b) of the reals keeps its own
+    neighbourhood (generator_weights) with probability q = min(1, p_r(b) / p_f(b)); the rest of its weight goes to
+    the heads of the units in deficit, in proportion to max(0, p_r(k) - p_f(k)): the transport that would make the
+    fakes' histogram the reals'. Rows sum to K as in generator_weights; balanced histograms give exactly those
+    weights. No gradient flows through the weights."""
+    num_heads = logits.shape[1]
+    if num_heads == 1:
+        return torch.ones_like(logits)
+    p_r = torch.as_tensor(real_occupancy, dtype=torch.float32, device=logits.device)
+    p_f = torch.as_tensor(fake_occupancy, dtype=torch.float32, device=logits.device)
+    if p_r.shape != (num_heads,) or p_f.shape != (num_heads,):
+        raise ValueError(f'balance_weights: occupancies {tuple(p_r.shape)}, {tuple(p_f.shape)} do not match {num_heads} heads')
+    own = generator_weights(logits, distances, sigma).to(torch.float32) / num_heads # rows sum to 1
+    keep = torch.where(p_f > p_r, p_r / p_f.clamp(min=1e-12), torch.ones_like(p_r))[best_matching_units(logits)]
+    deficit = (p_r - p_f).clamp(min=0)
+    target = deficit / deficit.sum().clamp(min=1e-12)
+    w = keep[:, None] * own + (1 - keep[:, None]) * target[None, :]
+    return (w * num_heads).to(logits.dtype)

@@ -33,6 +33,9 @@ BAD = [
     (dict(som_d=4, som_sigma_start=-1.0), '--som-sigma-start must be positive'),
     (dict(loss='vanilla'), '--loss: unknown loss'),
     (dict(som_share='half'), '--som-share'),
+    (dict(som_bmu='prototype'), '--som-bmu needs several SOM heads'),
+    (dict(r2_gamma=-1.0), '--r2-gamma must be non-negative'),
+    (dict(d_reg_interval=0), '--d-reg-interval must be at least 1'),
 ]
 
 @pytest.mark.parametrize('kwargs,message', BAD, ids=[m for _, m in BAD])
@@ -48,11 +51,11 @@ def test_som_options(folder):
     assert args.D_kwargs.num_heads == 4
     som = args.loss_kwargs.som_kwargs
     assert som == dict(num_heads=4, topology='grid', sigma_start=pytest.approx(2 ** 0.5 / 2), sigma_end=0.3,
-        normalize=True, g_weights='mean')
+        normalize=True, g_weights='mean', bmu='logit')
     _desc, args = _setup(folder, som_d=5, som_topo='circular', som_sigma_start=2.0, som_sigma_end=0.1, som_normalize=True,
-        som_g_weights='neighbourhood')
+        som_g_weights='balance', som_bmu='prototype')
     assert args.loss_kwargs.som_kwargs == dict(num_heads=5, topology='circular', sigma_start=2.0, sigma_end=0.1,
-        normalize=True, g_weights='neighbourhood')
+        normalize=True, g_weights='balance', bmu='prototype')
     # The 2-D toy config has its own defaults (bench/RESULTS.md): the neighbourhood rule, and sigma from half the
     # map's diameter (at least 0.3) to 1.0; explicit flags still win.
     toy = _setup('ring8', cfg='toy', som_d=4)[1].loss_kwargs.som_kwargs
@@ -90,6 +93,18 @@ def test_loss_defaults_land_in_options(folder):
     assert args.loss_kwargs.gp_weight == 10 and args.loss_kwargs.r1_gamma == 1.0
     _desc, args = _setup(folder, loss='rahinge', som_d=9)
     assert args.loss_kwargs.r1_gamma == 0.01 and 'gp_weight' not in args.loss_kwargs
+
+def test_rpgan_gets_r1_and_r2_every_step(folder):
+    desc, args = _setup(folder, loss='rpgan')
+    assert desc.endswith('-tiny-rpgan')
+    assert (args.loss_kwargs.r1_gamma, args.loss_kwargs.r2_gamma) == (0.01, 0.01) # the config's gamma, both
+    assert args.D_reg_interval is None and args.loss_kwargs.pl_weight == 0 and args.loss_kwargs.style_mixing_prob == 0
+    _desc, args = _setup(folder, loss='rpgan', gamma=0.5, r2_gamma=0.0, d_reg_interval=4, som_d=4)
+    assert (args.loss_kwargs.r1_gamma, 'r2_gamma' in args.loss_kwargs, args.D_reg_interval) == (0.5, False, 4)
+    # Any loss takes R2 and the interval; the default is upstream's lazy 16 (the toy config: every step).
+    _desc, args = _setup(folder, r2_gamma=2.0)
+    assert args.loss_kwargs.r2_gamma == 2.0 and 'D_reg_interval' not in args # the training loop's 16
+    assert _setup('ring8', cfg='toy', loss='rpgan', d_reg_interval=1)[1].D_reg_interval is None
 
 #----------------------------------------------------------------------------
 

@@ -27,6 +27,8 @@ class ProjectionHead(torch.nn.Module):
       initialisation (the same scaling StyleGAN2 applies to its own label projection).
     With c_dim=0 only psi remains."""
 
+    conditional = True # scores (image, label) pairs: --d-head=projection needs labels
+
     def __init__(self, in_features, num_heads=1, c_dim=0, lr_multiplier=1):
         if int(num_heads) != num_heads or num_heads < 1:
             raise ValueError(f'ProjectionHead: num_heads must be a positive integer, got {num_heads!r}')

@@ -16,6 +16,8 @@ D on reals in G's step; otherwise the second argument is None and the passes sta
 `defaults` are the regularisers a run with this objective gets unless the command line says otherwise; train.py
 copies them into the loss kwargs so training_options.json shows what actually ran:
     r1              R1 penalty on reals with the config's gamma (--gamma)
+    r2              R2 penalty on fakes, the same zero-centred gradient penalty, with R1's gamma (--r2-gamma)
+    lazy_reg        D's penalties every D_reg_interval steps (upstream's lazy regularisation); False: every step
     path_length     G's path-length regulariser where the config has one
     style_mixing    style-mixing regularisation where the config has it
     gp_weight       WGAN-GP gradient penalty weight (0 = off)
@@ -26,7 +28,7 @@ copies them into the loss kwargs so training_options.json shows what actually ra
 
 class Objective:
     couples = False
-    defaults = dict(r1=True, path_length=True, style_mixing=True, gp_weight=0, weight_clip=0)
+    defaults = dict(r1=True, r2=False, lazy_reg=True, path_length=True, style_mixing=True, gp_weight=0, weight_clip=0)
 
     def d_real(self, real_logits, fake_logits=None):
         raise NotImplementedError()

@@ -104,6 +104,7 @@ TEXTBOOK_D = {
     'lsgan':     lambda r, f: 0.5 * (r - 1).square().mean() + 0.5 * f.square().mean(),
     'rahinge':   lambda r, f: torch.relu(1 - (r - f.mean())).mean() + torch.relu(1 + (f - r.mean())).mean(),
     'softmax':   lambda r, f: -r.mean() + torch.cat([r, f]).logsumexp(0).sum(),
+    'rpgan':     lambda r, f: sp(f - r).mean(),
 }
 TEXTBOOK_G = {
     'stylegan2': lambda r, f: sp(-f).mean(),
@@ -115,6 +116,7 @@ TEXTBOOK_G = {
     'lsgan':     lambda r, f: 0.5 * (f - 1).square().mean(),
     'rahinge':   lambda r, f: torch.relu(1 - (f - r.mean())).mean() + torch.relu(1 + (r - f.mean())).mean(),
     'softmax':   lambda r, f: -torch.cat([r, f]).mean() + torch.cat([r, f]).logsumexp(0).sum(),
+    'rpgan':     lambda r, f: sp(r - f).mean(),
 }
 
 @pytest.mark.parametrize('name', sorted(TEXTBOOK_D))
@@ -418,3 +420,82 @@ def test_feature_matching_needs_a_head():
     G, D = _G(2), _D()
     with pytest.raises(ValueError, match='fm_weight.*_D has neither'):
         StyleGAN2Loss(device=CPU, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, fm_weight=1)
+
+#----------------------------------------------------------------------------
+# R2 (zero-centred gradient penalty on fakes) and the balance rule for G.
+
+def test_r2_penalty_on_fakes_by_hand():
+    # Linear D: grad_x D(x) = w for every sample, so R2 = gamma/2 |w|^2 whatever the fakes; R1 the same on reals.
+    for r1_gamma, r2_gamma in [(0, 4.0), (2.0, 4.0)]:
+        G, D, loss, z, c, real = _setup(r1_gamma=r1_gamma, r2_gamma=r2_gamma, objective='rpgan')
+        got = _grads(D, lambda: loss.accumulate_gradients('Dreg', real, c, z, c, sync=True, gain=1.0))
+        w = D.fc.weight
+        expected = _grads(D, lambda: ((r1_gamma + r2_gamma) / 2 * w.square().sum()).backward())
+        _assert_close(got, expected, atol=1e-5)
+
+def test_r2_joins_the_main_pass_with_the_same_gradients():
+    # Dboth = Dmain + Dreg: R2 computed in the fake pass of the main loss, not a pass of its own.
+    G, D, loss, z, c, real = _setup(r1_gamma=1.0, r2_gamma=3.0, objective='rpgan')
+    both = _grads(D, lambda: loss.accumulate_gradients('Dboth', real, c, z, c, sync=True, gain=1.0))
+    def apart():
+        loss.accumulate_gradients('Dmain', real, c, z, c, sync=True, gain=1.0)
+        loss.accumulate_gradients('Dreg', real, c, z, c, sync=True, gain=1.0)
+    _assert_close(both, _grads(D, apart), atol=1e-5)
+
+def test_balance_rule_moves_fakes_of_crowded_units():
+    som_kwargs = dict(num_heads=2, topology='linear', sigma_start=0.1, sigma_end=0.1, g_weights='balance',
+        occupancy_decay=0)
+    G, D, loss, z, c, real = _setup(num_heads=2, seed=1, som_kwargs=som_kwargs)
+    assert loss.state_dict().keys() == {'pl_mean'} # nothing tracked before the first step
+    loss.accumulate_gradients('Dmain', real, c, z, c, sync=True, gain=1.0)
+    got = _grads(G, lambda: loss.accumulate_gradients('Gmain', real, c, z, c, sync=True, gain=1.0))
+    with torch.no_grad():
+        fake = G.synthesis(G.mapping(z, c))
+        p_r = torch.nn.functional.one_hot(D(real, c).argmax(1), 2).float().mean(0)
+        bmu = D(fake, c).argmax(1)
+        p_f = torch.nn.functional.one_hot(bmu, 2).float().mean(0)
+    assert torch.equal(loss.state_dict()['som_occupancy_real'], p_r)
+    assert torch.equal(loss.state_dict()['som_occupancy_fake'], p_f)
+    assert not torch.equal(p_r, p_f), 'the case should be unbalanced'
+    # By hand: sigma 0.1 makes the own neighbourhood the BMU alone; a fake of an over-full unit keeps it with
+    # q = p_r / p_f and sends the rest to the unit in deficit.
+    keep = torch.where(p_f > p_r, p_r / p_f, torch.ones(2))[bmu]
+    deficit = (p_r - p_f).clamp(min=0)
+    w = keep[:, None] * torch.nn.functional.one_hot(bmu, 2) + (1 - keep[:, None]) * (deficit / deficit.sum())
+    expected = _grads(G, lambda: (sp(-D(G.synthesis(G.mapping(z, c)), c)) * w * 2).mean().backward())
+    _assert_close(got, expected, atol=1e-6)
+    # The occupancies survive a resume.
+    state = loss.state_dict()
+    _G2, _D2, loss2, *_ = _setup(num_heads=2, seed=1, som_kwargs=som_kwargs)
+    loss2.load_state_dict(state)
+    assert torch.equal(loss2.state_dict()['som_occupancy_fake'], p_f)
+
+def test_prototype_units_learn_from_D_features():
+    # _D has no `head` module, so feature matching and prototypes need a D with one.
+    with pytest.raises(ValueError, match='head'):
+        _setup(num_heads=2, som_kwargs=dict(num_heads=2, topology='linear', bmu='prototype'))
+    class _HeadD(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.trunk = torch.nn.Linear(48, 5)
+            self.head = torch.nn.Linear(5, 2)
+        def forward(self, img, c):
+            return self.head(self.trunk(img.flatten(1)))
+    torch.manual_seed(0)
+    G, D = _G(), _HeadD()
+    som_kwargs = dict(num_heads=2, topology='linear', sigma_start=0.1, sigma_end=0.1, bmu='prototype', prototype_rate=1.0)
+    loss = StyleGAN2Loss(device=CPU, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, style_mixing_prob=0, r1_gamma=0,
+        pl_weight=0, som_kwargs=som_kwargs)
+    z, c, real = torch.randn(6, 3), torch.zeros(6, 0), torch.randn(6, 3, 4, 4)
+    loss.accumulate_gradients('Dmain', real, c, z, c, sync=True, gain=1.0)
+    with torch.no_grad():
+        features = D.trunk(real.flatten(1))
+    first = features[[0, 5]]
+    bmu = torch.cdist(features, first).argmin(1)
+    # Rate 1 and sigma 0.1: each prototype is the mean of the features it won.
+    expected = torch.stack([features[bmu == k].mean(0) for k in range(2)])
+    assert torch.allclose(loss.state_dict()['som_prototypes'], expected, atol=1e-5)
+    # Dreg passes (R1) read the map but do not move it.
+    loss.r1_gamma = 1.0
+    loss.accumulate_gradients('Dreg', real, c, z, c, sync=True, gain=1.0)
+    assert torch.allclose(loss.state_dict()['som_prototypes'], expected, atol=1e-5)

@@ -110,3 +110,35 @@ def test_generator_weights_follow_each_fakes_own_neighbourhood():
     assert torch.allclose(som.generator_weights(logits, som.topology_distances(4, 'grid'), 0.01)[0], torch.tensor([4.0, 0, 0, 0]))
     assert torch.allclose(som.generator_weights(logits, som.topology_distances(4, 'grid'), 1e4), torch.ones(2, 4))
     assert torch.equal(som.generator_weights(torch.randn(3, 1), torch.zeros(1, 1), 0.3), torch.ones(3, 1))
+
+def test_balance_weights_by_hand():
+    distances = som.topology_distances(2, 'linear')
+    logits = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [3.0, 0.0]]) # BMUs 0, 0, 1, 0
+    sigma = 0.1 # the own neighbourhood is the BMU alone (exp(-50) ~ 0)
+    # Reals half and half, fakes 3/4 in unit 0: a unit-0 fake keeps 2/3 of its weight, 1/3 goes to unit 1.
+    w = som.balance_weights(logits, distances, sigma, [0.5, 0.5], [0.75, 0.25])
+    third = 1 / 3
+    expected = torch.tensor([[2 - 2 * third, 2 * third]] * 2 + [[0.0, 2.0]] + [[2 - 2 * third, 2 * third]])
+    assert torch.allclose(w, expected, atol=1e-6)
+    assert torch.allclose(w.sum(1), torch.full([4], 2.0))
+    # Balanced histograms: exactly the neighbourhood weights.
+    assert torch.equal(som.balance_weights(logits, distances, 0.7, [0.3, 0.7], [0.3, 0.7]),
+        som.generator_weights(logits, distances, 0.7))
+    assert torch.equal(som.balance_weights(logits[:, :1], distances[:1, :1], 0.7, [1.0], [1.0]), torch.ones(4, 1))
+    with pytest.raises(ValueError, match='occupancies'):
+        som.balance_weights(logits, distances, sigma, [1.0], [1.0])
+
+def test_prototypes_follow_kohonens_rule_by_hand():
+    distances = som.topology_distances(2, 'linear')
+    features = torch.tensor([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0], [12.0, 0.0]])
+    protos = som.init_prototypes(features, 2)
+    assert torch.equal(protos, features[[0, 3]]) # evenly spaced through the batch
+    scores = som.prototype_scores(features, protos)
+    assert som.best_matching_units(scores).tolist() == [0, 0, 1, 1]
+    assert scores[1].tolist() == [-1.0, -121.0]
+    # sigma 0.1: each prototype learns from its own samples only; rate 0.5 goes half way to their mean.
+    new = som.update_prototypes(protos, features, distances, 0.1, 0.5)
+    assert torch.allclose(new, torch.tensor([[0.25, 0.0], [11.5, 0.0]]))
+    # A prototype with no sample in its neighbourhood stays put.
+    lonely = som.update_prototypes(torch.tensor([[0.0, 0.0], [100.0, 0.0]]), features[:2], distances, 0.1, 1.0)
+    assert torch.allclose(lonely, torch.tensor([[0.5, 0.0], [100.0, 0.0]]))

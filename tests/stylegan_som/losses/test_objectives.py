@@ -47,6 +47,11 @@ CASES = {
     'softmax': (
         -0.5 + LSE, [-0.5 + P[0], -0.5 + P[1]], [P[2], P[3]],
         0.375 + LSE, [-0.25 + P[2], -0.25 + P[3]]),
+    # Pairs (r, f) = (2, 0.5), (-1, -3). D: sp(f - r) = sp(-1.5), sp(-2) on the pairs, nothing on fakes alone;
+    # G: sp(r - f) = sp(1.5), sp(2).
+    'rpgan': (
+        (sp(-1.5) + sp(-2)) / 2, [-sig(-1.5) / 2, -sig(-2) / 2], [sig(-1.5) / 2, sig(-2) / 2],
+        (sp(1.5) + sp(2)) / 2, [-sig(1.5) / 2, -sig(2) / 2]),
 }
 CASES['ns'] = CASES['stylegan2']
 # D as the non-saturating loss; G: log(1 - sig(f)) = -sp(f), gradient -sig(f) per sample.
@@ -78,7 +83,7 @@ def test_single_head_value_and_gradient(name):
     assert f.grad[:, 0].tolist() == pytest.approx(g_df, abs=1e-12)
 
 def test_relativistic_losses_need_reals_for_G():
-    for name in ('rahinge', 'softmax'):
+    for name in ('rahinge', 'softmax', 'rpgan'):
         with pytest.raises(ValueError, match='needs the logits of reals'):
             plugins.LOSSES.build(name).g_loss(torch.zeros(2, 1))
 
@@ -99,10 +104,19 @@ def test_two_heads_with_weights_hinge_by_hand():
 def test_default_regularisers():
     def defaults(name):
         return defaults_of(type(plugins.LOSSES.build(name)))
-    assert defaults('stylegan2') == dict(r1=True, path_length=True, style_mixing=True, gp_weight=0, weight_clip=0)
-    assert defaults('ns') == dict(r1=False, path_length=False, style_mixing=False, gp_weight=0, weight_clip=0)
+    assert defaults('stylegan2') == dict(r1=True, r2=False, lazy_reg=True, path_length=True, style_mixing=True,
+        gp_weight=0, weight_clip=0)
+    assert defaults('ns') == dict(r1=False, r2=False, lazy_reg=True, path_length=False, style_mixing=False,
+        gp_weight=0, weight_clip=0)
+    # R3GAN: R1 and R2, every step, nothing else.
+    assert defaults('rpgan') == dict(r1=True, r2=True, lazy_reg=False, path_length=False, style_mixing=False,
+        gp_weight=0, weight_clip=0)
     assert defaults('minimax') == defaults('ns')
     assert defaults('wgan')['weight_clip'] == 0.01 and not defaults('wgan')['r1']
     assert defaults('wgan-gp')['gp_weight'] == 10 and not defaults('wgan-gp')['r1']
     for name in ('hinge', 'lsgan', 'softmax', 'rahinge'):
         assert defaults(name)['r1'] and defaults(name)['gp_weight'] == 0 and defaults(name)['weight_clip'] == 0
+
+def test_rpgan_pairs_need_equal_batches():
+    with pytest.raises(ValueError, match='one to one'):
+        plugins.LOSSES.build('rpgan').d_loss(torch.zeros(3, 1), torch.zeros(2, 1))
