@@ -46,6 +46,7 @@ DATASETS = {
     # dataset: (config, metric, number of modes)
     'ring8':         ('toy', 'modes_ring8', 8),
     'grid25':        ('toy', 'modes_grid25', 25),
+    'grid25-unequal': ('toy', 'modes_grid25_unequal', 25), # reverse KL against its unequal mode weights
     'stacked-mnist': ('stacked-mnist', 'modes_stacked_mnist', 1000),
 }
 
@@ -126,13 +127,16 @@ def run_one(job):
     d_width = job.get('d_width', 1)
     width = '' if d_width == 1 else f'-dwidth{d_width:g}'
     out_dir = tempfile.mkdtemp(prefix=f'modes-{job["dataset"]}{width}-K{job["k"]}-s{job["seed"]}-')
-    cfg, metric, _num_modes = DATASETS[job['dataset']]
+    # The job may name its own config and metric (bench/leaderboard.py's regimes), and more train.py settings.
+    cfg, metric, _num_modes = DATASETS.get(job['dataset'], (None, None, None))
+    cfg, metric = job.get('cfg', cfg), job.get('metric', metric)
     procs = job.get('procs', 1)
     t0, c0 = time.time(), _cpu_seconds()
     try:
-        _desc, args = train.setup_training_loop_kwargs(data=job['dataset'], cfg=cfg, seed=job['seed'], kimg=job['kimg'],
-            gpus=procs, metrics=[], som_d=job['k'], som_topo=job['topo'], loss=job['loss'], snap=10**9, tick=job['tick'],
+        kwargs = dict(data=job['dataset'], cfg=cfg, seed=job['seed'], kimg=job['kimg'], gpus=procs, metrics=[],
+            som_d=job['k'], som_topo=job['topo'], loss=job['loss'], snap=10**9, tick=job['tick'],
             d_width=(None if d_width == 1 else d_width))
+        _desc, args = train.setup_training_loop_kwargs(**dict(kwargs, **job.get('train_kwargs', {})))
         # The pool's workers are daemonic processes, which may not start DataLoader workers of their own: load
         # images in-process (2-D points do so anyway).
         args.data_loader_kwargs.num_workers = 0
@@ -280,18 +284,23 @@ def format_table(summary):
             f'{s["wall"][0]:.0f} | {s["cpu"][0]:.0f} | {beside} |')
     return '\n'.join(lines)
 
-def write_results(table, command, note, path=RESULTS_MD):
+def write_results(table, command, note, path=RESULTS_MD, markers=(BEGIN, END), place=None):
+    """Replace the section between the markers in path, or the first time place it with place(text, section)
+    (default: at the end under a heading of its own)."""
+    begin, end = markers
     machine = f'{platform.node() or "unknown host"}, {os.cpu_count()} CPU core(s), {platform.processor() or platform.machine()}'
     try:
         load = ', load average %.1f %.1f %.1f' % os.getloadavg()
     except OSError:
         load = ''
-    section = '\n'.join([BEGIN, '', f'Run {time.strftime("%Y-%m-%d %H:%M")} on {machine}{load}.', '',
-        f'Command: `{command}`', '', table, ''] + ([note, ''] if note else []) + [END])
+    section = '\n'.join([begin, '', f'Run {time.strftime("%Y-%m-%d %H:%M")} on {machine}{load}.', '',
+        f'Command: `{command}`', '', table, ''] + ([note, ''] if note else []) + [end])
     text = open(path).read() if os.path.isfile(path) else '# Benchmark results\n'
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
+    elif place is not None:
+        text = place(text, section)
     else:
         text = text.rstrip('\n') + '\n\n## Mode coverage (issue 7): `bench/modes.py`\n\n' + section + '\n'
     with open(path, 'w') as f:
