@@ -215,12 +215,12 @@ class StyleGAN2Loss(Loss):
             return None
         distances, sigma = self._som_map(num_heads), self.som_sigma(num_heads)
         gen_logits = self._bmu_scores(gen_logits, gen_features)
-        if self.som_g_weights == 'neighbourhood':
-            return som.generator_weights(gen_logits, distances, sigma)
-        fake = self._track_occupancy('fake', gen_logits)
         real = self._occupancy['real']
-        if real is None: # no D step yet: nothing to balance against
+        if self.som_g_weights == 'neighbourhood' or real is None: # before the first D step: nothing to balance
             return som.generator_weights(gen_logits, distances, sigma)
+        if self.som_g_weights == 'transport':
+            return som.transport_weights(gen_logits, distances, sigma, real)
+        fake = self._track_occupancy('fake', gen_logits)
         return som.balance_weights(gen_logits, distances, sigma, real, fake)
 
     def _track_occupancy(self, side, logits):
@@ -336,7 +336,7 @@ class StyleGAN2Loss(Loss):
 
     def _report_som(self, real_logits):
         num_heads = real_logits.shape[1]
-        if self.som_g_weights == 'balance':
+        if self.som_g_weights in ('balance', 'transport'):
             self._track_occupancy('real', real_logits)
         training_stats.report('SOM/sigma', self.som_sigma(num_heads))
         wins = torch.nn.functional.one_hot(som.best_matching_units(real_logits), num_heads).to(torch.float32)

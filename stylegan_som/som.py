@@ -10,9 +10,11 @@ import torch
 
 TOPOLOGIES = ('grid', 'linear', 'circular')
 
-# How G's loss combines the heads: their plain mean; per fake the heads around its best-matching head; or that
-# neighbourhood with the share of fakes that over-occupy their unit sent to the units fakes under-occupy.
-G_WEIGHTINGS = ('mean', 'neighbourhood', 'balance')
+# How G's loss combines the heads: their plain mean; per fake the heads around its best-matching head; that
+# neighbourhood with the share of fakes that over-occupy their unit sent to the units fakes under-occupy (in
+# expectation, the same mixture for every fake of a unit); or each fake sent to a unit by a balanced assignment
+# (Sinkhorn) whose unit shares are the reals', preferring the units a fake already scores highest on.
+G_WEIGHTINGS = ('mean', 'neighbourhood', 'balance', 'transport')
 
 #----------------------------------------------------------------------------
 
@@ -171,3 +173,36 @@ def balance_weights(logits, distances, sigma, real_occupancy, fake_occupancy):
     target = deficit / deficit.sum().clamp(min=1e-12)
     w = keep[:, None] * own + (1 - keep[:, None]) * target[None, :]
     return (w * num_heads).to(logits.dtype)
+
+def sinkhorn(scores, col_marginals, temperature=0.1, iters=100):
+    """Soft assignment [N, K] of N samples to K units with rows summing to 1/N and columns to col_marginals
+    (renormalised to sum 1), maximising sum P * scores + temperature * entropy(P). The plan does not change when a
+    constant is added to a row or a column of the scores, so they are centred both ways and scaled to unit std
+    first: the temperature then does not depend on their scale. Computed in log space."""
+    s = scores.detach().float()
+    s = s - s.mean(dim=0, keepdim=True)
+    s = s - s.mean(dim=1, keepdim=True)
+    s = s / s.std().clamp(min=1e-6) if s.numel() > 1 else s
+    log_c = torch.as_tensor(col_marginals, dtype=torch.float32, device=s.device).clamp(min=1e-8)
+    log_c = (log_c / log_c.sum()).log()
+    log_r = torch.full([s.shape[0]], -math.log(s.shape[0]), device=s.device)
+    log_p = s / temperature
+    for _ in range(iters):
+        log_p = log_p + (log_c - log_p.logsumexp(dim=0))[None, :]
+        log_p = log_p + (log_r - log_p.logsumexp(dim=1))[:, None]
+    return log_p.exp()
+
+def transport_weights(logits, distances, sigma, real_occupancy, temperature=0.1):
+    """G's head weights [N, K]: each fake's unit from a balanced assignment of the batch of fakes to the units in
+    the reals' shares (sinkhorn on the fakes' scores), spread over the map by the neighbourhood of that unit.
+    Fakes that crowd one unit are split by how much they already look like each other unit, a function of where
+    each fake is, so G is asked to move part of a crowd consistently rather than all of it a little. Rows sum to
+    K as in generator_weights. No gradient flows through the weights."""
+    num_heads = logits.shape[1]
+    if num_heads == 1:
+        return torch.ones_like(logits)
+    plan = sinkhorn(logits, real_occupancy, temperature) * logits.shape[0] # rows sum to 1
+    d = distances.to(device=logits.device, dtype=torch.float32)
+    spread = torch.exp(d.square() * (-0.5 / float(sigma) ** 2))
+    spread = spread / spread.sum(dim=1, keepdim=True) # row j: unit j's neighbourhood, sums to 1
+    return (plan @ spread * num_heads).to(logits.dtype)

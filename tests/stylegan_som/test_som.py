@@ -142,3 +142,24 @@ def test_prototypes_follow_kohonens_rule_by_hand():
     # A prototype with no sample in its neighbourhood stays put.
     lonely = som.update_prototypes(torch.tensor([[0.0, 0.0], [100.0, 0.0]]), features[:2], distances, 0.1, 1.0)
     assert torch.allclose(lonely, torch.tensor([[0.5, 0.0], [100.0, 0.0]]))
+
+def test_sinkhorn_meets_both_marginals_and_ignores_offsets():
+    torch.manual_seed(0)
+    scores = torch.randn(12, 3)
+    plan = som.sinkhorn(scores, [0.5, 0.25, 0.25])
+    assert torch.allclose(plan.sum(1), torch.full([12], 1 / 12), atol=1e-6)
+    assert torch.allclose(plan.sum(0), torch.tensor([0.5, 0.25, 0.25]), atol=2e-3)
+    shifted = scores + torch.tensor([5.0, -2.0, 0.5]) + torch.arange(12.0)[:, None]
+    assert torch.allclose(som.sinkhorn(shifted, [2, 1, 1]), plan, atol=1e-6) # offsets; marginals renormalised
+
+def test_transport_splits_a_crowd_by_where_each_fake_is():
+    # Four fakes, every one best matched by unit 0; the reals are half in unit 1. The two fakes that look most
+    # like unit 1 (highest logit_1 - logit_0) are sent there, the others stay: a split, not a uniform nudge.
+    logits = torch.tensor([[2.0, 1.0], [2.0, 1.9], [2.0, 0.0], [2.0, 1.5]])
+    distances = som.topology_distances(2, 'linear')
+    w = som.transport_weights(logits, distances, 0.1, [0.5, 0.5], temperature=0.05)
+    assert torch.allclose(w.sum(1), torch.full([4], 2.0))
+    assert torch.allclose(w, torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, 2.0]]), atol=0.05)
+    # balance_weights gives every fake of the crowd the same mixture instead.
+    b = som.balance_weights(logits, distances, 0.1, [0.5, 0.5], [1.0, 0.0])
+    assert torch.allclose(b, torch.ones(4, 2), atol=1e-6)
