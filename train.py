@@ -490,12 +490,13 @@ def _arch_of(arch, cfg):
         return arch
     return SMALL_CFGS[cfg]['arch'] if cfg in SMALL_CFGS else 'stylegan2'
 
-def use_builtin_mnist_for_metrics():
-    """Point the digit classifier of modes_stacked_mnist and modes_mnist at the built-in MNIST files (those the
-    built-in stacked-MNIST set was made from), unless SGSOM_MNIST_DIR already names a folder."""
+def use_builtin_mnist_for_metrics(mnist_dir=None):
+    """Point the digit classifier of modes_stacked_mnist and modes_mnist at `mnist_dir` (the folder of idx files a
+    run trains on) or else the built-in MNIST files (those the built-in stacked-MNIST set was made from), unless
+    SGSOM_MNIST_DIR already names a folder."""
     if not os.environ.get('SGSOM_MNIST_DIR'):
         from stylegan_som import datasets_builtin
-        os.environ['SGSOM_MNIST_DIR'] = datasets_builtin.idx_dataset_dir('mnist')
+        os.environ['SGSOM_MNIST_DIR'] = mnist_dir or datasets_builtin.idx_dataset_dir('mnist')
 
 def _setup_backbone(args, desc, arch=None, g_arch=None, cfg=None, metrics=None, aug=None, cbase=None, cmax=None,
         map_depth=None, mbstd_group=None, freezed=None, nhwc=None, mirror=None, workers=None, glr=None):
@@ -521,7 +522,8 @@ def _setup_backbone(args, desc, arch=None, g_arch=None, cfg=None, metrics=None, 
             'stacked-mnist': 'modes_stacked_mnist', 'mnist': 'modes_mnist'}
         args.metrics = [toy_metric[data_name]] if data_name in toy_metric else []
     if {'modes_stacked_mnist', 'modes_mnist'} & set(args.metrics) and data_name in ('stacked-mnist', 'mnist'):
-        use_builtin_mnist_for_metrics()
+        path = str(args.training_set_kwargs.path) # --data=mnist: the built-in folder; or a folder of one's own
+        use_builtin_mnist_for_metrics(path if data_name == 'mnist' and os.path.isdir(path) else None)
     if points or (aug is None and SMALL_CFGS.get(cfg, {}).get('aug') == 'noaug'):
         for key in ('augment_kwargs', 'ada_target', 'augment_p'):
             args.pop(key, None)
@@ -1013,7 +1015,7 @@ def _augpipe_names():
 @click.option('--som-sigma-start', help='Neighbourhood width at the start [default: half the map\'s diameter, at least the end width; toy: at least 0.3]', type=float, metavar='FLOAT')
 @click.option('--som-sigma-end', help='Neighbourhood width at the end of --kimg, reached exponentially [default: 0.3; toy: 1.0]', type=float, metavar='FLOAT')
 @click.option('--som-normalize', help='Give every head the same total weight on reals (mean 1 per head over the batch); without it one head tends to win every real [default: true]', type=bool, metavar='BOOL')
-@click.option('--som-g-weights', help='How G\'s loss weighs the heads: mean (all alike), neighbourhood (per fake, the heads around its own best-matching head), balance (neighbourhood, with fakes that over-occupy their head\'s unit sent to the units fakes under-occupy, by the reals\' and fakes\' running shares of units) [default: neighbourhood with --cfg=toy or stacked-mnist, else mean]', type=click.Choice(_som_choices('G_WEIGHTINGS')))
+@click.option('--som-g-weights', help='How G\'s loss weighs the heads: mean (all alike), neighbourhood (per fake, the heads around its own best-matching head), balance (neighbourhood, with the share of fakes that over-occupy their head\'s unit sent to the units fakes under-occupy, by the reals\' and fakes\' running shares of units), transport (each fake sent to one unit by a balanced assignment of the batch in the reals\' unit shares, then its neighbourhood) [default: neighbourhood with --cfg=toy or stacked-mnist, else mean]', type=click.Choice(_som_choices('G_WEIGHTINGS')))
 @click.option('--som-bmu',      help='A sample\'s unit on the map: logit (its highest-scoring head), prototype (its nearest prototype in D\'s features, a Kohonen map learnt from the reals) [default: logit]', type=click.Choice(_som_choices('BMU_RULES')))
 @click.option('--som-share',    help='trunk: K heads on one shared D trunk; none: K complete discriminators [default: trunk]', type=click.Choice(list(SOM_SHARE)))
 @click.option('--d-head',       help='D head: cmap (StyleGAN2\'s label projection), projection (Miyato & Koyama), linear, mlp (a hidden layer per head) [default: cmap with --cond=1, else linear]', type=click.Choice(_head_names()))

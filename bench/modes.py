@@ -11,12 +11,12 @@ Every run is `train.py --cfg=<toy or stacked-mnist> --data=<dataset> --som-d=K -
 --som-topo, --d-width and --set overrides), trained in a worker process with one thread (--threads=N: N threads, whose
 idle threads spin when the runs fit the cores, --omp-wait; or
 --procs=N: N processes of one thread each, as train.py --gpus=N on a CPU, each with 1/N of the batch, so batch norm
-sees smaller batches: rows of their own); its last snapshot's G_ema is scored with the dataset's metric (modes_ring8,
-modes_grid25, modes_stacked_mnist: see metrics/mode_coverage.py). Reported per (dataset, D width, length, --set
-overrides, K): mean and standard error over the seeds of the covered modes, the high-quality share and the reverse KL
-(stacked MNIST: the KL, and as high quality the share of samples whose three digits are read with confidence), the
-number of runs that covered every mode, and wall and CPU seconds per run (training and scoring; CPU time is the run's
-own processes', so other load on the machine inflates wall time only).
+sees smaller batches: rows of their own); its last snapshot's G_ema is scored with the dataset's metric
+(modes_ring8, modes_grid25, modes_grid25_unequal, modes_stacked_mnist: see metrics/mode_coverage.py). Reported per
+(dataset, D width, length, --set overrides, K): mean and standard error over the seeds of the covered modes, the
+high-quality share and the reverse KL (stacked MNIST: the KL, and as high quality the share of samples whose three
+digits are read with confidence), the number of runs that covered every mode, and wall and CPU seconds per run
+(training and scoring; CPU time is the run's own processes', so other load on the machine inflates wall time only).
 Rows with K > 1 show the K=1 row with the same data, D, length and overrides beside them (overrides of the SOM map,
 loss_kwargs.som_kwargs.*, do not apply at K=1). With --from-json, --kimg picks the runs of one length.
 

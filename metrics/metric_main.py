@@ -179,6 +179,11 @@ def modes_grid25(opts):
     return dict(modes_grid25=r['modes'], modes_grid25_hq=r['hq'], modes_grid25_rkl=r['rkl'])
 
 @_register(data=False)
+def modes_grid25_unequal(opts): # grid25 with unequal mode weights; the reverse KL is against those weights
+    r = mode_coverage.compute_toy_modes(opts, 'grid25-unequal', num_gen=_cap(opts, 2500))
+    return dict(modes_grid25_unequal=r['modes'], modes_grid25_unequal_hq=r['hq'], modes_grid25_unequal_rkl=r['rkl'])
+
+@_register(data=False)
 def modes_discs8(opts):
     r = mode_coverage.compute_discs8_modes(opts, num_gen=_cap(opts, 2500))
     return dict(modes_discs8=r['modes'], modes_discs8_hq=r['hq'], modes_discs8_rkl=r['rkl'])
@@ -187,5 +192,10 @@ def modes_discs8(opts):
 def modes_stacked_mnist(opts):
     modes, kl, hq = mode_coverage.compute_stacked_mnist_modes(opts, num_gen=_cap(opts, 26000))
     return dict(modes_stacked_mnist=modes, modes_stacked_mnist_kl=kl, modes_stacked_mnist_hq=hq)
+
+@_register(data=False, mnist=True)
+def modes_mnist(opts):
+    modes, kl, hq = mode_coverage.compute_mnist_modes(opts, num_gen=_cap(opts, 10000))
+    return dict(modes_mnist=modes, modes_mnist_kl=kl, modes_mnist_hq=hq)
 
 #----------------------------------------------------------------------------

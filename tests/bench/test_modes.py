@@ -117,6 +117,17 @@ def test_one_tiny_run(modes):
     options = r['training_options'] # the whole run as trained, overrides applied
     assert options['D_kwargs']['layer_features'] == 16 and options['total_kimg'] == 1 and json.dumps(r)
 
+def test_grid25_unequal_run(modes):
+    # The weighted grid: its own metric, whose reverse KL is against the data's mode weights.
+    assert modes.DATASETS['grid25-unequal'] == ('toy', 'modes_grid25_unequal', 25)
+    job = dict(dataset='grid25-unequal', k=1, seed=0, kimg=1, tick=1, loss=None, topo=None, threads=1, keep=None,
+        overrides=[(['G_kwargs', 'synthesis_kwargs', 'layer_features'], 16), (['D_kwargs', 'layer_features'], 16)])
+    r = modes.run_one(job)
+    assert r['ok'], r.get('trace')
+    assert set(r['results']) == {'modes_grid25_unequal', 'modes_grid25_unequal_hq', 'modes_grid25_unequal_rkl'}
+    assert 0 <= r['results']['modes_grid25_unequal'] <= 25
+    assert r['training_options']['training_set_kwargs']['path'] == 'grid25-unequal'
+
 def test_one_run_in_two_processes(modes):
     # --procs=2: train.py's gloo processes (one thread each, half the batch each); the K=1 row of the same split
     # stands beside it.

@@ -13,7 +13,7 @@ from metrics import mode_coverage as mc
 #----------------------------------------------------------------------------
 # 2-D toys: hand-made sample sets.
 
-@pytest.mark.parametrize('toy', ['ring8', 'grid25'])
+@pytest.mark.parametrize('toy', ['ring8', 'grid25', 'grid25-unequal'])
 def test_all_modes(toy):
     means, std = mc.TOYS[toy]['means'], mc.TOYS[toy]['std']
     rnd = np.random.RandomState(0)
@@ -54,20 +54,47 @@ def test_mode_layouts():
     grid = mc.TOYS['grid25']['means']
     assert grid.shape == (25, 2) and set(grid.ravel()) == {-4, -2, 0, 2, 4}
 
+def test_kl_to_weights_hand_worked():
+    counts = [2, 1, 1, 0] # p = (1/2, 1/4, 1/4, 0)
+    # Against w = (1/2, 1/4, 1/8, 1/8): 1/2 log 1 + 1/4 log 1 + 1/4 log 2; the empty mode adds nothing.
+    assert mc.kl_to_weights(counts, [0.5, 0.25, 0.125, 0.125]) == pytest.approx(0.25 * math.log(2))
+    assert mc.kl_to_weights(counts, [4, 2, 1, 1]) == pytest.approx(0.25 * math.log(2)) # normalised first
+    # Equal weights (any scale) and None give exactly the uniform figure: 1/2 log 2 + 2 * 1/4 log 1.
+    assert mc.kl_to_uniform(counts) == pytest.approx(0.5 * math.log(2))
+    for weights in (None, [0.25] * 4, [3, 3, 3, 3]):
+        assert mc.kl_to_weights(counts, weights) == mc.kl_to_uniform(counts)
+    assert mc.kl_to_weights([3, 1, 0, 0], [1, 1, 1, 1]) == mc.kl_to_uniform([3, 1, 0, 0])
+    assert math.isnan(mc.kl_to_weights([0, 0, 0, 0], [4, 2, 1, 1]))
+    for bad in ([1, 1, 1], [1, 0, 1, 1], [1, -1, 1, 1]):
+        with pytest.raises(ValueError, match='4 positive'):
+            mc.kl_to_weights(counts, bad)
+
+def test_equal_weights_give_the_old_scores():
+    means, std = mc.TOYS['grid25']['means'], mc.TOYS['grid25']['std']
+    pts = np.concatenate([np.repeat(means[:3], [10, 5, 1], axis=0), np.full([30, 2], 1.0)])
+    old = mc.score_points(pts, means, std)
+    assert old['rkl'] == mc.kl_to_uniform([10, 5, 1] + [0] * 22)
+    assert mc.score_points(pts, means, std, weights=np.full(25, 0.04))['rkl'] == old['rkl']
+    unequal = mc.score_points(pts, means, std, weights=mc.TOYS['grid25-unequal']['weights'])
+    assert unequal['modes'] == old['modes'] and unequal['hq'] == old['hq'] and unequal['rkl'] != old['rkl']
+
 #----------------------------------------------------------------------------
 # 2-D toys through the registry.
 
 class ToyG(torch.nn.Module):
-    """Picks mode floor(Phi(z0) * K) (or always `only`), with spread `spread` std; outputs [N, 2] points."""
-    def __init__(self, toy, spread=0.5, only=None):
+    """Picks mode floor(Phi(z0) * K) (or always `only`; or, with `weights`, mode k with probability weights[k]),
+    with spread `spread` std; outputs [N, 2] points."""
+    def __init__(self, toy, spread=0.5, only=None, weights=None):
         super().__init__()
         self.z_dim, self.c_dim = 3, 0
         self.register_buffer('means', torch.tensor(mc.TOYS[toy]['means'], dtype=torch.float32))
         self.std, self.spread, self.only = mc.TOYS[toy]['std'], spread, only
+        k = self.means.shape[0]
+        cdf = np.cumsum(np.full(k, 1 / k) if weights is None else weights)
+        self.register_buffer('cdf', torch.tensor(cdf[:-1], dtype=torch.float64))
 
     def forward(self, z, c):
-        k = self.means.shape[0]
-        idx = (torch.special.ndtr(z[:, 0]) * k).long().clamp(0, k - 1) if self.only is None else torch.full_like(z[:, 0], self.only).long()
+        idx = torch.bucketize(torch.special.ndtr(z[:, 0].double()), self.cdf) if self.only is None else torch.full_like(z[:, 0], self.only).long()
         return self.means[idx] + z[:, 1:3] * self.std * self.spread
 
 def test_ring8_through_registry():
@@ -82,6 +109,26 @@ def test_grid25_collapsed_and_noisy_generators():
     assert res.modes_grid25 == 1 and res.modes_grid25_rkl == pytest.approx(math.log(25))
     res = metric_main.calc_metric('modes_grid25', G=ToyG('grid25', spread=100), device='cpu', max_items=300).results
     assert res.modes_grid25_hq < 0.1
+
+def test_grid25_unequal_through_registry():
+    w = mc.TOYS['grid25-unequal']['weights']
+    torch.manual_seed(0)
+    res = metric_main.calc_metric('modes_grid25_unequal', G=ToyG('grid25-unequal', weights=w), device='cpu')
+    assert set(res.results) == {'modes_grid25_unequal', 'modes_grid25_unequal_hq', 'modes_grid25_unequal_rkl'}
+    res = res.results # 2,500 samples drawn with the data's weights: the KL is only the sampling noise (~24 / 5000)
+    assert res.modes_grid25_unequal == 25 and res.modes_grid25_unequal_hq == 1 and res.modes_grid25_unequal_rkl < 0.01
+    # Uniform over the modes covers them all, but is far from the weights: KL(uniform || w) = 0.229.
+    torch.manual_seed(0)
+    res = metric_main.calc_metric('modes_grid25_unequal', G=ToyG('grid25-unequal'), device='cpu').results
+    assert res.modes_grid25_unequal == 25 and res.modes_grid25_unequal_rkl == pytest.approx(0.229, abs=0.02) # 0.240
+    assert np.mean(np.log(1 / 25 / w)) == pytest.approx(0.22878, abs=1e-5)
+    # Collapsed onto the rarest mode (7): -log w_7; onto the commonest (21): -log w_21.
+    for mode in (7, 21):
+        res = metric_main.calc_metric('modes_grid25_unequal', G=ToyG('grid25-unequal', only=mode), device='cpu', max_items=300).results
+        assert res.modes_grid25_unequal == 1 and res.modes_grid25_unequal_rkl == pytest.approx(-math.log(w[mode]))
+    # grid25 itself still scores against uniform.
+    res = metric_main.calc_metric('modes_grid25', G=ToyG('grid25', only=7), device='cpu', max_items=300).results
+    assert res.modes_grid25_rkl == pytest.approx(math.log(25))
 
 def test_toy_metric_rejects_images():
     class ImageG(torch.nn.Module):
@@ -139,6 +186,55 @@ def test_stacked_mnist_through_registry():
     assert res.modes_stacked_mnist_hq == 1
     res = metric_main.calc_metric('modes_stacked_mnist', G=StackedG(), device='cpu', max_items=3000).results
     assert 900 < res.modes_stacked_mnist <= 1000 and res.modes_stacked_mnist_kl < 0.3
+
+#----------------------------------------------------------------------------
+# Single MNIST digits (modes_mnist) with the same stand-in classifier.
+
+def _digits(digits, res=32, offset=10):
+    grey = (20 * torch.tensor(digits, dtype=torch.float32) + offset) / 127.5 - 1 + 0.25 / 127.5
+    return grey.reshape(-1, 1, 1, 1).expand(-1, 1, res, res)
+
+def test_mnist_digits_and_scores():
+    clf = GreyLevelClassifier()
+    for res in (28, 32, 64): # as stored, padded as --data=mnist is (cropped), other sizes (resized)
+        np.testing.assert_array_equal(mc.read_mnist(_digits(range(10), res=res), clf), [[d, 1] for d in range(10)])
+    np.testing.assert_array_equal(mc.read_mnist(_digits([4, 5], offset=2), clf), [[4, 0], [5, 0]]) # doubtful
+    # 32x32: exactly the central 28x28 (where the padding put the digit); a bright frame outside it is ignored.
+    images = torch.randint(0, 256, [3, 1, 32, 32], dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    digits = mc.to_uint8_digits(images, channels=1, metric='modes_mnist', padded_res=mc.MNIST_PADDED_RES)
+    torch.testing.assert_close(digits, images[:, :, 2:30, 2:30])
+    framed = _digits([3]).clone()
+    framed[:, :, :2] = 1
+    assert mc.read_mnist(framed, clf)[0, 0] == 3
+    assert mc.to_uint8_digits(_digits([3]), channels=1).shape == (1, 1, 28, 28) # stacked MNIST's rule: resized
+    for bad in ([2, 3, 28, 28], [2, 28, 28]):
+        with pytest.raises(ValueError, match=r'modes_mnist needs images of shape \[N, 1, H, W\]'):
+            mc.read_mnist(torch.zeros(bad), clf)
+
+class DigitG(torch.nn.Module):
+    """Digit floor(Phi(z0) * 10), or always `only`, as a 32x32 grey level."""
+    def __init__(self, only=None):
+        super().__init__()
+        self.z_dim, self.c_dim, self.only = 3, 0, only
+    def forward(self, z, c):
+        d = (torch.special.ndtr(z[:, 0]) * 10).long().clamp(0, 9).tolist() if self.only is None else [self.only] * len(z)
+        return _digits(d)
+
+def test_mnist_through_registry(monkeypatch):
+    mc.set_classifier(GreyLevelClassifier())
+    torch.manual_seed(0)
+    res = metric_main.calc_metric('modes_mnist', G=DigitG(only=1), device='cpu', max_items=50)
+    assert set(res.results) == {'modes_mnist', 'modes_mnist_kl', 'modes_mnist_hq'}
+    assert res.results.modes_mnist == 1 and res.results.modes_mnist_kl == pytest.approx(math.log(10))
+    assert res.results.modes_mnist_hq == 1
+    assert metric_main.get_metric_needs('modes_mnist') == dict(data=False, detectors=[], mnist=True)
+    # 10,000 samples by default; uniform over the digits: every digit, KL only the sampling noise (~9 / 20000).
+    asked = []
+    generate = mc._generate
+    monkeypatch.setattr(mc, '_generate', lambda opts, num, *args: asked.append(num) or generate(opts, num, *args))
+    torch.manual_seed(0)
+    res = metric_main.calc_metric('modes_mnist', G=DigitG(), device='cpu').results
+    assert asked == [10000] and res.modes_mnist == 10 and res.modes_mnist_kl < 0.002 and res.modes_mnist_hq == 1
 
 #----------------------------------------------------------------------------
 # MNIST files and classifier training on a tiny synthetic stand-in for MNIST.
@@ -215,6 +311,46 @@ def test_training_leaves_global_rng_alone(fake_mnist):
     torch.manual_seed(123)
     mc.train_mnist_classifier(images, labels, max_steps=1, batch_size=8)
     torch.testing.assert_close(torch.rand(3), expected)
+
+#----------------------------------------------------------------------------
+# modes_mnist on real MNIST test digits (../shared/data/mnist beside the checkout), read by the metric's CNN trained
+# on a tiny budget: 40 steps of 64 digits (~85% right; the cached one trains for 1,407 steps of 128, 99.2%).
+
+SHARED_MNIST = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'shared', 'data', 'mnist')
+needs_mnist = pytest.mark.skipif(not os.path.isdir(SHARED_MNIST), reason='no local MNIST files (shared/data/mnist)')
+
+@pytest.fixture(scope='module')
+def tiny_classifier():
+    return mc.train_mnist_classifier(*mc.load_mnist(SHARED_MNIST, 'train'), max_steps=40, batch_size=64)
+
+class RealDigitG(torch.nn.Module):
+    """Draws from uint8 digits [M, 28, 28], zero-padded to 32x32 as --data=mnist trains G on them."""
+    def __init__(self, digits):
+        super().__init__()
+        self.z_dim, self.c_dim = 3, 0
+        padded = torch.as_tensor(np.pad(digits, [(0, 0), (2, 2), (2, 2)]), dtype=torch.float32)
+        self.register_buffer('pool', padded[:, None] / 127.5 - 1 + 0.25 / 127.5) # exact after 8-bit quantisation
+    def forward(self, z, c):
+        return self.pool[(torch.special.ndtr(z[:, 0]) * len(self.pool)).long().clamp(0, len(self.pool) - 1)]
+
+@needs_mnist
+def test_mnist_real_digits(tiny_classifier):
+    images, labels = mc.load_mnist(SHARED_MNIST, 'test')
+    mc.set_classifier(tiny_classifier)
+    for digit in range(10):
+        # A G of one digit class, drawing the test digits of it that the classifier reads right as stored (28x28):
+        # padded to 32x32 and back, they still read so: one mode, KL log 10.
+        pool = images[labels == digit][:200]
+        pool = pool[mc.read_digits(torch.as_tensor(pool[:, None]), tiny_classifier)[0] == digit]
+        assert len(pool) > 50 # of 200: 106 to 197 (the 8s to the 1s)
+        torch.manual_seed(digit)
+        res = metric_main.calc_metric('modes_mnist', G=RealDigitG(pool), device='cpu', max_items=200).results
+        assert res.modes_mnist == 1 and res.modes_mnist_kl == pytest.approx(math.log(10)), digit
+    # All classes (the first 2,000 test digits, as they come): every digit, and a KL far below log 10 (their own
+    # histogram has KL 0.0044; the rest is sampling noise and the tiny classifier's mistakes).
+    torch.manual_seed(0)
+    res = metric_main.calc_metric('modes_mnist', G=RealDigitG(images[:2000]), device='cpu', max_items=1000).results
+    assert res.modes_mnist == 10 and res.modes_mnist_kl < 0.1 and 0 < res.modes_mnist_hq < 1
 
 #----------------------------------------------------------------------------
 # discs8: real images, hand-drawn images (PIL, hard edges: an independent drawing) and generators.
