@@ -140,7 +140,7 @@ class CommaSeparatedList(click.ParamType):
 @click.option('--verbose', help='Print progress and details', type=bool, default=True, metavar='BOOL', show_default=True)
 @click.option('--inception', help=f'Local Inception-v3 detector file (.pt) instead of downloading [env: {metric_utils.INCEPTION_ENV}]', metavar='PATH')
 @click.option('--vgg16', help=f'Local VGG16 feature network file (.pt) instead of downloading [env: {metric_utils.VGG16_ENV}]', metavar='PATH')
-@click.option('--mnist', help=f'Directory of the MNIST idx files, for modes_stacked_mnist [env: {mode_coverage.MNIST_DIR_ENV}]', metavar='DIR')
+@click.option('--mnist', help=f'Directory of the MNIST idx files, for modes_stacked_mnist and modes_mnist [env: {mode_coverage.MNIST_DIR_ENV}]', metavar='DIR')
 @click.option('--max-items', help=f'Smoke tests: cap every sample count at N; results are not comparable [env: {metric_utils.MAX_ITEMS_ENV}]', type=click.IntRange(min=1), metavar='N')
 
 def calc_metrics(ctx, network_pkl, metrics, data, mirror, gpus, verbose, inception, vgg16, mnist, max_items):
@@ -186,7 +186,9 @@ def calc_metrics(ctx, network_pkl, metrics, data, mirror, gpus, verbose, incepti
       Mode coverage (no dataset or downloaded weights needed):
         modes_ring8          Covered modes, high-quality share, reverse KL: 8 Gaussians on a ring (2-D G).
         modes_grid25         The same for a 5x5 grid of Gaussians (2-D G).
+        modes_grid25_unequal The same for grid25 with unequal mode weights (10:1), KL against those weights (2-D G).
         modes_stacked_mnist  Covered digit triples out of 1,000, KL, share read with confidence (3-channel 28x28/32x32 G; --mnist).
+        modes_mnist          Covered digits out of 10, KL, share read with confidence (1-channel MNIST-sized G; --mnist).
 
     \b
     Feature detectors are downloaded from upstream's URLs into the dnnlib cache (~/.cache/dnnlib or

@@ -50,14 +50,16 @@ RUNS = os.path.join(BENCH, 'runs')
 # Columns. k: SOM heads (1: a single D, a baseline). loss: train.py --loss (None: the config's). topo: --som-topo.
 # pack: PacGAN's pack size (D_kwargs.pack_size through --d-pack), 'regime' for the regime's. set: KEY.PATH=VALUE
 # overrides of the training options. train: more keyword arguments of train.setup_training_loop_kwargs.
+# SOM columns name their rule for G's loss, so that records stay what they were if train.py's default changes.
+SOM_RULE = ('loss_kwargs.som_kwargs.g_weights=transport',)
 COLUMN_DEFAULTS = dict(k=1, loss=None, topo=None, pack=None, set=(), train={})
 COLUMNS = {name: dict(COLUMN_DEFAULTS, **fields) for name, fields in {
     'K=1 plain':     dict(),
     'K=1 rpgan':     dict(loss='rpgan'),
     'PacGAN':        dict(pack='regime'),
-    'SOM K=4':       dict(k=4),
-    'SOM K=9':       dict(k=9),
-    'SOM K=4 rpgan': dict(k=4, loss='rpgan'),
+    'SOM K=4':       dict(k=4, set=SOM_RULE),
+    'SOM K=9':       dict(k=9, set=SOM_RULE),
+    'SOM K=4 rpgan': dict(k=4, loss='rpgan', set=SOM_RULE),
 }.items()}
 
 # No gradient penalty at all: the config's loss becomes the plain non-saturating one (no R1 by default), and

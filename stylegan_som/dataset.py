@@ -226,7 +226,7 @@ def dataset_kwargs_from_data(data, cfg=None, *, require_labels=False, check=True
     """Resolve train.py's --data (and --cfg, for the built-in dataset) to ImageFolderDataset kwargs.
 
     data: a path (see dataset_sources), a built-in name (datasets_builtin.BUILTIN: 'cifar10', 'mnist', ...; the
-    2-D toys 'ring8' and 'grid25' give dataset_points.PointDataset kwargs), or None/'' = the built-in dataset of
+    2-D toys ('ring8', 'grid25', 'grid25-unequal') give dataset_points.PointDataset kwargs), or None/'' = the built-in dataset of
     the config (only --cfg=cifar has one: CIFAR-10, downloaded once into the cache).
     Returns (kwargs, name): kwargs for dnnlib.util.construct_class_by_name with class_name, path, use_labels
     (= the dataset has labels), max_size (= its size), xflip=False and resolution, plus any `dataset_opts`

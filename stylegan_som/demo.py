@@ -72,7 +72,7 @@ def last_fakes(run_dir):
 
 @click.command()
 @click.option('--outdir', help='Where the two run directories and the picture go', metavar='DIR', required=True)
-@click.option('--data', help='Built-in 2-D dataset', type=click.Choice(['ring8', 'grid25']), default='ring8', show_default=True)
+@click.option('--data', help='Built-in 2-D dataset', type=click.Choice(['ring8', 'grid25', 'grid25-unequal']), default='ring8', show_default=True)
 @click.option('--kimg', help='Training length of each run', type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option('--seed', help='Seed of both runs', type=int, default=0, show_default=True)
 @click.option('--som-d', help='SOM heads of the second run', type=click.IntRange(min=2), default=4, show_default=True)

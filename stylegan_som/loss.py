@@ -73,18 +73,23 @@ class StyleGAN2Loss(Loss):
     head k weighs that real's term by h_k(n) = exp(-d(k, b(n))^2 / (2 sigma^2)) on the heads' map; sigma shrinks
     over training (set_progress). D's loss is (1/K) sum_k [mean_n h_k(n) l_real + mean_m l_fake]. G's loss weighs
     each fake's heads by the neighbourhood of that fake's own best-matching head (g_weights='neighbourhood',
-    som.generator_weights), or takes the plain mean over heads (g_weights='mean', DESIGN.md's rule); with one head
+    som.generator_weights), or takes the plain mean over heads (g_weights='mean', the SOMGAN paper's rule); with one head
     both are the plain loss. Weights apply only to the main terms, never to the regularisers.
     som_kwargs: num_heads (checked against D's output; default: whatever D returns), topology ('grid',
     'linear' or 'circular'; default 'grid'), sigma_start (default: half the map's diameter), sigma_end (0.3),
     normalize (default True: rescale each head's weights to mean 1 over the round's reals, see
     som.neighbourhood_weights. Without it a head that wins no reals gets almost no real signal but full fake
     signal, learns to reject everything and never wins again: in CPU runs one head won every real within a
-    kimg. The SOMGAN paper's own small-network code normalises over the batch too), g_weights (default 'mean').
+    kimg. The SOMGAN paper's own small-network code normalises over the batch too), g_weights (default 'mean';
+    'balance' and 'transport' move fakes between units by the reals' and fakes' unit shares: som.balance_weights,
+    som.transport_weights, with the reals' shares a running mean of decay occupancy_decay, kept in state_dict),
+    bmu ('logit': the highest-scoring head; 'prototype': the nearest of K prototypes of D's features that learn
+    from the reals by Kohonen's rule at prototype_rate, som.update_prototypes).
     Which rule wins depends on the setting (bench/RESULTS.md): on the 2-D toys with MLPs the mean lost modes (ring8:
-    5 of 8, each fake is asked to pass the experts of every mode at once) where the neighbourhood rule kept 8; on
-    the discs8 image demo with StyleGAN2 the neighbourhood rule let G crowd into a few modes (a fake need only
-    please its best head) and the mean did better. train.py picks it per config (--som-g-weights).
+    5 of 8, each fake is asked to pass the experts of every mode at once), the neighbourhood rule kept 8 at 4000 kimg
+    and transport did best at 1000; on the discs8 image demo with StyleGAN2 the neighbourhood rule let G crowd into
+    a few modes (a fake need only please its best head) and the mean did better. train.py picks it per config
+    (--som-g-weights).
 
     Regularisers on D with K heads (R1 with r1_gamma, the WGAN-GP penalty with gp_weight) take one gradient per
     sample of one randomly chosen head, so their expectation is the mean of the K per-head penalties at the cost

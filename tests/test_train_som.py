@@ -56,10 +56,10 @@ def test_som_options(folder):
         som_g_weights='balance', som_bmu='prototype')
     assert args.loss_kwargs.som_kwargs == dict(num_heads=5, topology='circular', sigma_start=2.0, sigma_end=0.1,
         normalize=True, g_weights='balance', bmu='prototype')
-    # The 2-D toy config has its own defaults (bench/RESULTS.md): the neighbourhood rule, and sigma from half the
+    # The 2-D toy config has its own defaults (bench/RESULTS.md): the transport rule, and sigma from half the
     # map's diameter (at least 0.3) to 1.0; explicit flags still win.
     toy = _setup('ring8', cfg='toy', som_d=4)[1].loss_kwargs.som_kwargs
-    assert (toy.g_weights, toy.sigma_start, toy.sigma_end) == ('neighbourhood', pytest.approx(2 ** 0.5 / 2), 1.0)
+    assert (toy.g_weights, toy.sigma_start, toy.sigma_end) == ('transport', pytest.approx(2 ** 0.5 / 2), 1.0)
     toy = _setup('ring8', cfg='toy', som_d=9)[1].loss_kwargs.som_kwargs
     assert (toy.sigma_start, toy.sigma_end) == (pytest.approx(2 ** 0.5), 1.0)
     toy = _setup('ring8', cfg='toy', som_d=2, som_topo='linear')[1].loss_kwargs.som_kwargs

@@ -44,7 +44,8 @@ def test_protocol_jobs(lb):
     assert job['loss'] == 'ns' and job['overrides'] == [] and job['kimg'] == lb.TOY_KIMG and job['seed'] == 3
     rp = lb.make_job('grid25-nor1', 'SOM K=4 rpgan', 0)
     assert rp['loss'] == 'rpgan' and rp['k'] == 4
-    assert rp['overrides'] == [(['loss_kwargs', 'r1_gamma'], 0), (['loss_kwargs', 'r2_gamma'], 0)]
+    assert rp['overrides'] == [(['loss_kwargs', 'r1_gamma'], 0), (['loss_kwargs', 'r2_gamma'], 0),
+        (['loss_kwargs', 'som_kwargs', 'g_weights'], 'transport')] # the regime's, then the column's
     assert lb.make_job('ring8', 'K=1 plain', 0)['loss'] is None # the toy's own loss, with its R1
     assert lb.make_job('ring8', 'PacGAN', 0)['train_kwargs'] == {'d_pack': 2}
     assert lb.make_job('grid25', 'PacGAN', 0)['train_kwargs'] == {'d_pack': 4}

@@ -113,7 +113,7 @@ def test_one_tiny_run(modes):
     assert r['ok'], r.get('trace')
     assert set(r['results']) == {'modes_ring8', 'modes_ring8_hq', 'modes_ring8_rkl'}
     assert 0 <= r['results']['modes_ring8'] <= 8 and r['cpu'] > 0 and r['wall'] >= r['train_wall']
-    assert r['som_kwargs']['num_heads'] == 4 and r['som_kwargs']['g_weights'] == 'neighbourhood' # the toy's map, recorded
+    assert r['som_kwargs']['num_heads'] == 4 and r['som_kwargs']['g_weights'] == 'transport' # the toy's map, recorded
     options = r['training_options'] # the whole run as trained, overrides applied
     assert options['D_kwargs']['layer_features'] == 16 and options['total_kimg'] == 1 and json.dumps(r)
 
