@@ -6,6 +6,7 @@ far, so a resumed run picks it up exactly. With one head every weight is 1 and t
 
 import math
 
+import numpy as np
 import torch
 
 TOPOLOGIES = ('grid', 'linear', 'circular')
@@ -178,19 +179,23 @@ def sinkhorn(scores, col_marginals, temperature=0.1, iters=100):
     """Soft assignment [N, K] of N samples to K units with rows summing to 1/N and columns to col_marginals
     (renormalised to sum 1), maximising sum P * scores + temperature * entropy(P). The plan does not change when a
     constant is added to a row or a column of the scores, so they are centred both ways and scaled to unit std
-    first: the temperature then does not depend on their scale. Computed in log space."""
-    s = scores.detach().float()
-    s = s - s.mean(dim=0, keepdim=True)
-    s = s - s.mean(dim=1, keepdim=True)
-    s = s / s.std().clamp(min=1e-6) if s.numel() > 1 else s
-    log_c = torch.as_tensor(col_marginals, dtype=torch.float32, device=s.device).clamp(min=1e-8)
-    log_c = (log_c / log_c.sum()).log()
-    log_r = torch.full([s.shape[0]], -math.log(s.shape[0]), device=s.device)
-    log_p = s / temperature
+    first: the temperature then does not depend on their scale. Scaling iterations in float64 on exp(scores / T)
+    with each row's maximum taken out (every row keeps an entry of 1, so no row vanishes), in numpy on the host:
+    the [N, K] problem is tiny, and torch's per-op overhead made 100 iterations cost half a 2-D toy step."""
+    s = scores.detach().to(device='cpu', dtype=torch.float64).numpy()
+    s = s - s.mean(axis=0, keepdims=True)
+    s = s - s.mean(axis=1, keepdims=True)
+    s = s / max(float(s.std()), 1e-6) if s.size > 1 else s
+    kernel = np.exp((s - s.max(axis=1, keepdims=True)) / temperature) # [N, K]
+    c = np.maximum(np.asarray(torch.as_tensor(col_marginals, dtype=torch.float64).cpu(), dtype=np.float64), 1e-8)
+    c = c / c.sum()
+    r = np.full(s.shape[0], 1 / s.shape[0])
+    u = np.ones_like(r)
     for _ in range(iters):
-        log_p = log_p + (log_c - log_p.logsumexp(dim=0))[None, :]
-        log_p = log_p + (log_r - log_p.logsumexp(dim=1))[:, None]
-    return log_p.exp()
+        v = c / np.maximum(kernel.T @ u, 1e-300)
+        u = r / np.maximum(kernel @ v, 1e-300)
+    plan = u[:, None] * kernel * v[None, :]
+    return torch.from_numpy(plan).to(device=scores.device, dtype=torch.float32)
 
 def transport_weights(logits, distances, sigma, real_occupancy, temperature=0.1):
     """G's head weights [N, K]: each fake's unit from a balanced assignment of the batch of fakes to the units in
