@@ -66,10 +66,9 @@ COLUMNS = {name: dict(COLUMN_DEFAULTS, **fields) for name, fields in {
 # rpgan's R1 and R2 go to zero. Keyed by the column's loss (None: the config's).
 NO_PENALTY = {None: dict(loss='ns'), 'rpgan': dict(set=('loss_kwargs.r1_gamma=0', 'loss_kwargs.r2_gamma=0'))}
 
-# PLACEHOLDER, for the lead to fill in: the settings of a vanilla GAN that collapses on ring8 (e.g. loss='minimax'
-# through per_loss, other Adam betas or rates through set). Until then the regime is left out of the default
-# selection and refused by name; delete the `placeholder` entry of REGIMES['ring8-vanilla'] once filled in.
-VANILLA_RING8 = dict(per_loss={}, set=(), train={})
+# The vanilla GAN of the GAN zoo's mode-collapse study: the original minimax objective, no gradient penalty (rpgan
+# columns without theirs too).
+VANILLA = {None: dict(loss='minimax'), 'rpgan': NO_PENALTY['rpgan']}
 
 TOY_KIMG = 1000 # the 2-D toys' length (the toy config's own is 4000)
 
@@ -89,10 +88,10 @@ REGIMES = {name: dict(REGIME_DEFAULTS, **fields) for name, fields in {
                              about='no gradient penalty: --loss=ns for plain columns, rpgan with r1_gamma = r2_gamma = 0'),
     'grid25-nor1':      dict(data='grid25', metric='modes_grid25', modes=25, pack=4, per_loss=NO_PENALTY,
                              about='no gradient penalty, as ring8-nor1'),
-    'ring8-vanilla':    dict(data='ring8', metric='modes_ring8', modes=8, about='vanilla GAN that collapses',
-                             placeholder='its settings are still to be filled in (VANILLA_RING8)', **VANILLA_RING8),
-    'mixture-hard':     dict(data='mixture-hard', metric='modes_mixture_hard', modes=None, about='a harder 2-D mixture',
-                             placeholder='its dataset and metric are still to be named'), # e.g. grid25-unequal?
+    'grid25-unequal':   dict(data='grid25-unequal', metric='modes_grid25_unequal', modes=25, pack=4,
+                             about='grid25 with mode weights from 10:1 (reverse KL against them), toy config'),
+    'ring8-vanilla':    dict(data='ring8', metric='modes_ring8', modes=8, per_loss=VANILLA,
+                             about='vanilla GAN: --loss=minimax, no gradient penalty'),
     'stacked-mnist':    dict(data='stacked-mnist', cfg='stacked-mnist', metric='modes_stacked_mnist', modes=1000,
                              kl='kl', kimg=400, seeds=3, columns=K1_AND_SOM, about='DCGAN, the config\'s 400 kimg'),
     'stacked-mnist-dq': dict(data='stacked-mnist', cfg='stacked-mnist', metric='modes_stacked_mnist', modes=1000,
