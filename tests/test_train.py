@@ -358,6 +358,11 @@ def bad_inputs(tmp_path_factory):
     (root / 'truncated' / 'img0001.png').write_bytes(png[:len(png) // 2]) # header intact, pixels cut off
     paths['notes'] = str(root / 'notes.txt')
     (root / 'notes.txt').write_text('not a dataset, not a pickle, not a folder')
+    # CIFAR-10 python batches whose pickle would create a file (inside root, so the tree check sees it) if it ran.
+    from tests.stylegan_som.test_dataset import _make_cifar_tarball
+    from tests.torch_utils.test_safe_pickle import MarkerWriter
+    paths['evil_cifar'] = str(root / 'cifar-10-python.tar.gz')
+    _make_cifar_tarball(paths['evil_cifar'], per_batch=1, replace={'data_batch_1': MarkerWriter(root / 'ran', 'system')})
     return paths
 
 BAD_CLI = [ # (case, arguments, what the error line must mention)
@@ -367,6 +372,7 @@ BAD_CLI = [ # (case, arguments, what the error line must mention)
     ('mixed-resolutions', ['--data={mixed}'],                         ['--data', 'Mixed image sizes', 'zz_big.png', '32x32']),
     ('non-square',        ['--data={nonsquare}'],                     ['--data', 'square', 'wide0.png', '32x16']),
     ('not-a-dataset',     ['--data={notes}'],                         ['--data', 'notes.txt']),
+    ('cifar-runs-code',   ['--data={evil_cifar}'],                    ['--data', 'Refusing to read {evil_cifar}', 'data_batch_1', 'system']),
     ('cond-no-labels',    ['--data={plain}', '--cond=1'],             ['--cond=1', 'labels', '{plain}']),
     ('cond-not-bool',     ['--data={plain}', '--cond=maybe'],         ["'--cond'", 'maybe']),
     ('kimg-zero',         ['--data={plain}', '--kimg=0'],             ['--kimg', '0']),
@@ -423,6 +429,14 @@ def test_bad_input_exit_codes(bad_inputs, tmp_path):
     res = run_train(f'--outdir={bad_inputs["notes"]}', f'--data={bad_inputs["plain"]}', '--cfg=tiny')
     assert res.returncode == 2, res.stderr
     assert one_error_line(res.stderr) == f'Error: --outdir: {bad_inputs["notes"]} is a file, not a folder'
+
+def test_dataset_pickle_never_runs(bad_inputs, tmp_path):
+    # A real process, with --dry-run (which reads the data to report its size): one line, exit 2, no marker.
+    from tests.cli_errors import one_error_line
+    res = run_train(f'--outdir={tmp_path}/runs', f'--data={bad_inputs["evil_cifar"]}', '--cfg=tiny', '--dry-run')
+    assert res.returncode == 2, res.stdout[-3000:] + res.stderr[-3000:]
+    one_error_line(res.stderr, ['--data', 'Refusing to read', bad_inputs['evil_cifar'], 'data_batch_1 refers to'])
+    assert not os.path.exists(os.path.join(bad_inputs['root'], 'ran')) and not os.path.exists(tmp_path / 'runs')
 
 def test_data_error_line_from_a_worker():
     """A DatasetError raised in a DataLoader worker comes back as the same type with the worker's traceback
