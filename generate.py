@@ -11,6 +11,7 @@ Examples:
     python generate.py --outdir=out --projected-w=projected_w.npz --network=network.pkl
 """
 
+import math
 import os
 import re
 from typing import List, Optional
@@ -62,6 +63,17 @@ class SeedList(click.ParamType):
 
 #----------------------------------------------------------------------------
 
+class NonFiniteImage(ValueError):
+    """The generator drew NaN or infinite values; they would turn into black (or arbitrary) pixels."""
+
+
+def _check_finite(img: torch.Tensor, what: str) -> torch.Tensor:
+    if not bool(torch.isfinite(img).all()):
+        raise NonFiniteImage(f'the generator\'s output for {what} is not finite (NaN or inf): the network is broken '
+            '(e.g. a diverged training run); no image written for it')
+    return img
+
+
 def to_uint8(img: torch.Tensor) -> np.ndarray:
     """NCHW images in [-1, 1] -> NHWC uint8, with upstream's rounding (x * 127.5 + 128, clamped, truncated)."""
     return (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
@@ -93,6 +105,10 @@ def load_generator(network_pkl: str, device: torch.device) -> torch.nn.Module:
             G = legacy.load_network_pkl(f)['G_ema']
     except (OSError, ValueError) as e: # NetworkPickleError is an OSError; open_url raises OSError/ValueError
         raise click.ClickException(f'--network={network_pkl}: {e}')
+    bad = [name for name, t in list(G.named_parameters()) + list(G.named_buffers()) if t.is_floating_point() and not bool(t.isfinite().all())]
+    if bad: # a diverged run's weights: every image would come out black
+        raise click.ClickException(f'--network={network_pkl}: G_ema holds non-finite weights ({", ".join(bad[:3])}'
+            f'{", ..." if len(bad) > 3 else ""}); it cannot draw images')
     return G.to(device).eval().requires_grad_(False)
 
 #----------------------------------------------------------------------------
@@ -108,15 +124,15 @@ def generate_from_seeds(G, seeds, truncation_psi=1, class_idx=None, noise_mode='
         z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).to(device)
         with torch.no_grad():
             img = legacy.run_generator(G, z, label, truncation_psi=truncation_psi, noise_mode=noise_mode)
-        yield seed, to_uint8(img)[0]
+        yield seed, to_uint8(_check_finite(img, f'seed {seed}'))[0]
 
 
 def generate_from_ws(G, ws, noise_mode='const'):
     """Yield uint8 HWC images of G.synthesis(w) for each w in ws [N, num_ws, w_dim]."""
-    for w in ws:
+    for idx, w in enumerate(ws):
         with torch.no_grad():
             img = G.synthesis(w.unsqueeze(0), noise_mode=noise_mode)
-        yield to_uint8(img)[0]
+        yield to_uint8(_check_finite(img, f'projected w {idx}'))[0]
 
 
 def load_projected_w(path: str, G, device) -> torch.Tensor:
@@ -132,6 +148,8 @@ def load_projected_w(path: str, G, device) -> torch.Tensor:
     want = (G.num_ws, G.w_dim)
     if ws.ndim != 3 or tuple(ws.shape[1:]) != want:
         raise click.BadParameter(f'{path}: "w" has shape {list(ws.shape)}, the network needs [N, {want[0]}, {want[1]}]', param_hint="'--projected-w'")
+    if not np.isfinite(ws).all():
+        raise click.BadParameter(f'{path}: "w" holds NaN or infinite values', param_hint="'--projected-w'")
     return torch.tensor(ws, dtype=torch.float32, device=device)
 
 #----------------------------------------------------------------------------
@@ -167,6 +185,8 @@ def generate_images(
     """
     # Check the cheap arguments before loading anything.
     dev = resolve_device(device)
+    if not math.isfinite(truncation_psi):
+        raise click.BadParameter(f'{truncation_psi} is not a finite number', param_hint="'--trunc'")
     if projected_w is None and seeds is None:
         ctx.fail('--seeds option is required when not using --projected-w')
     if os.path.exists(outdir) and not os.path.isdir(outdir):
@@ -180,9 +200,12 @@ def generate_images(
             click.echo('warn: --seeds is ignored when using --projected-w', err=True)
         print(f'Generating images from projected W "{projected_w}"')
         ws = load_projected_w(projected_w, G, dev)
-        os.makedirs(outdir, exist_ok=True) # only once every input has been checked
-        for idx, img in enumerate(generate_from_ws(G, ws, noise_mode=noise_mode)):
-            save_image(img, os.path.join(outdir, f'proj{idx:02d}.png'))
+        try:
+            for idx, img in enumerate(generate_from_ws(G, ws, noise_mode=noise_mode)):
+                os.makedirs(outdir, exist_ok=True) # only once every input has been checked and an image drawn
+                save_image(img, os.path.join(outdir, f'proj{idx:02d}.png'))
+        except NonFiniteImage as e:
+            raise click.ClickException(f'--network={network_pkl}: {e}')
         return
 
     c_dim = legacy.label_dim(G)
@@ -194,11 +217,13 @@ def generate_images(
     elif class_idx is not None:
         click.echo('warn: --class is ignored when running an unconditional network', err=True)
         class_idx = None
-    os.makedirs(outdir, exist_ok=True) # only once every input has been checked
-
-    for i, (seed, img) in enumerate(generate_from_seeds(G, seeds, truncation_psi, class_idx, noise_mode, dev)):
-        print(f'Generating image for seed {seed} ({i}/{len(seeds)}) ...')
-        save_image(img, os.path.join(outdir, f'seed{seed:04d}.png'))
+    try:
+        for i, (seed, img) in enumerate(generate_from_seeds(G, seeds, truncation_psi, class_idx, noise_mode, dev)):
+            print(f'Generating image for seed {seed} ({i}/{len(seeds)}) ...')
+            os.makedirs(outdir, exist_ok=True) # only once every input has been checked and an image drawn
+            save_image(img, os.path.join(outdir, f'seed{seed:04d}.png'))
+    except NonFiniteImage as e:
+        raise click.ClickException(f'--network={network_pkl}: {e}')
 
 #----------------------------------------------------------------------------
 

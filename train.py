@@ -854,6 +854,8 @@ def subprocess_fn(rank, args, temp_dir, device_type='cuda'):
 
 # Exit code of a process stopped by bad data found during training (click's usage errors exit with 2).
 DATA_ERROR_EXIT = 3
+# Exit code of a run stopped because a loss or a weight turned NaN or infinite (stylegan_som.nonfinite).
+NONFINITE_EXIT = 4
 
 def data_error_line(err):
     """The dataset's own one-line message, also when a DataLoader worker raised it: the main process then
@@ -867,6 +869,7 @@ def data_error_line(err):
 def _run(rank, args, device):
     from stylegan_som import training_loop
     from stylegan_som.dataset_sources import DatasetError
+    from stylegan_som.nonfinite import NonFiniteError
     training_stats.init_multiprocessing(rank=rank, sync_device=(device if args.num_gpus > 1 else None))
     if rank != 0:
         custom_ops.verbosity = 'none'
@@ -877,6 +880,10 @@ def _run(rank, args, device):
         # naming it, in the log too, instead of a traceback through the data loader.
         print(f'Error: --data: {data_error_line(err)}')
         raise SystemExit(DATA_ERROR_EXIT) from None
+    except NonFiniteError as err:
+        if rank == 0:
+            print(f'Error: {err} (try lower --glr/--dlr, or a larger --gamma)')
+        raise SystemExit(NONFINITE_EXIT) from None
     finally:
         if args.num_gpus > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
@@ -1142,9 +1149,9 @@ def main(ctx, outdir, dry_run, **config_kwargs):
         try:
             torch.multiprocessing.spawn(fn=subprocess_fn, args=(args, temp_dir, device_type), nprocs=args.num_gpus)
         except torch.multiprocessing.ProcessExitedException as err:
-            if err.exit_code != DATA_ERROR_EXIT:
+            if err.exit_code not in (DATA_ERROR_EXIT, NONFINITE_EXIT):
                 raise
-            raise SystemExit(DATA_ERROR_EXIT) from None # the process said why in one line
+            raise SystemExit(err.exit_code) from None # the process said why in one line
 
 def _main_torchrun(args, run_desc, outdir, dry_run, dist_env, device_type):
     # Processes already exist; rank 0 names and creates the run directory and tells the others.

@@ -23,6 +23,7 @@ from torch_utils import training_stats
 from torch_utils.ops import conv2d_gradfix
 from torch_utils.ops import grid_sample_gradfix
 
+from . import nonfinite
 from . import pictures
 from . import snapshot as snapshot_lib
 
@@ -484,6 +485,8 @@ def training_loop(
     if progress_fn is not None:
         progress_fn(cur_nimg // 1000, total_kimg)
 
+    last_snapshot = resume_pkl if resume_training_state else None # the last good point of this trajectory
+    guard = nonfinite.Guard(device, describe=lambda: (f'tick {cur_tick}, kimg {cur_nimg / 1e3:.1f} (step {batch_idx})', last_snapshot))
     set_progress = getattr(loss, 'set_progress', None) # optional: losses with upstream's bare interface lack it
     after_optimizer_step = getattr(loss, 'after_optimizer_step', None) # optional, too
     som_stats = training_stats.Collector(regex=r'SOM/.*', keep_previous=False) # multi-head runs: sigma, occupancy
@@ -527,6 +530,7 @@ def training_loop(
                 loss.accumulate_gradients(phase=phase.name, real_img=real_img, real_c=real_c, gen_z=z, gen_c=c,
                     sync=(round_idx == num_rounds - 1), gain=phase.interval / num_rounds)
             phase.module.requires_grad_(False)
+            guard.check_gradients(phase.name, phase.module) # before nan_to_num, which would hide a diverged loss
             for param in phase.module.parameters():
                 if param.grad is not None:
                     torch.nan_to_num(param.grad, nan=0, posinf=1e5, neginf=-1e5, out=param.grad)
@@ -600,6 +604,7 @@ def training_loop(
         training_stats.report0('Timing/total_days', elapsed / 86400)
         if rank == 0:
             print(' '.join(line).rstrip())
+        guard.check_tick(dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe)) # nothing non-finite gets saved
 
         if (not done) and (abort_fn is not None) and abort_fn():
             done = True
@@ -650,6 +655,7 @@ def training_loop(
                 snapshot_lib.check_plain(training_state)
                 snapshot_data[snapshot_lib.STATE_KEY] = training_state
                 snapshot_lib.atomic_write_pickle(snapshot_data, snapshot_pkl)
+            last_snapshot = snapshot_pkl
             del training_state, per_rank
 
         # Metrics on the snapshot's G_ema.

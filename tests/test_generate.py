@@ -172,6 +172,18 @@ def bad_files(snapshot, tmp_path_factory):
     with open(root / 'nonet.pkl', 'wb') as f:
         pickle.dump(dict(G=None, D=None, G_ema=None), f)
     (root / 'a-file').write_text('x')
+    # A diverged run: NaN weights; and finite weights so large that the output overflows.
+    G_ema = snapshot[1]
+    for name, scale in [('nanweights', float('nan')), ('overflow', 1e30)]:
+        G = copy.deepcopy(G_ema)
+        with torch.no_grad():
+            for p in G.parameters():
+                p.mul_(scale)
+        files[name] = str(root / f'{name}.pkl')
+        with open(files[name], 'wb') as f:
+            pickle.dump(dict(G=G, D=None, G_ema=G, augment_pipe=None, training_set_kwargs=None), f)
+    np.savez(root / 'nan_w.npz', w=np.full([1, G_ema.num_ws, G_ema.w_dim], np.nan, dtype=np.float32))
+    files['nan_w'] = str(root / 'nan_w.npz')
     return files
 
 GENERATE_BAD = [ # (case, arguments, exit code, what the error line must mention)
@@ -186,6 +198,11 @@ GENERATE_BAD = [ # (case, arguments, exit code, what the error line must mention
     ('conditional-no-class', ['--network={pkl}', '--seeds=0'],                   2, ['--class', f'{C_DIM} classes']),
     ('class-out-of-range',   ['--network={pkl}', '--seeds=0', f'--class={C_DIM}'], 2, ['--class', str(C_DIM)]),
     ('trunc-text',           ['--network={pkl}', '--seeds=0', '--trunc=high'],   2, ["'--trunc'", 'high']),
+    ('trunc-nan',            ['--network={pkl}', '--seeds=0', '--trunc=nan'],    2, ["'--trunc'", 'nan', 'finite']),
+    ('trunc-inf',            ['--network={pkl}', '--seeds=0', '--trunc=-inf'],   2, ["'--trunc'", '-inf', 'finite']),
+    ('nan-weights',          ['--network={nanweights}', '--seeds=0'],            1, ['--network', 'nanweights.pkl', 'non-finite weights']),
+    ('output-overflows',     ['--network={overflow}', '--seeds=0-2', '--class=0'], 1, ['--network', 'overflow.pkl', 'seed 0', 'not finite']),
+    ('projected-w-nan',      ['--network={pkl}', '--projected-w={nan_w}'],       2, ['--projected-w', 'nan_w.npz', 'NaN']),
     ('outdir-is-a-file',     ['--network={pkl}', '--seeds=0', '--class=0', '--outdir={file}'], 2, ['--outdir', 'a-file']),
 ]
 

@@ -438,6 +438,29 @@ def test_dataset_pickle_never_runs(bad_inputs, tmp_path):
     one_error_line(res.stderr, ['--data', 'Refusing to read', bad_inputs['evil_cifar'], 'data_batch_1 refers to'])
     assert not os.path.exists(os.path.join(bad_inputs['root'], 'ran')) and not os.path.exists(tmp_path / 'runs')
 
+def test_diverged_run_stops_without_a_snapshot(tmp_path):
+    # --glr=1e30: G's first step throws its weights far out, and D's gradients on those fakes are NaN in the first
+    # step. The run stops there (exit 4), says where and which loss, and writes no snapshot.
+    from tests.cli_errors import one_error_line
+    from stylegan_som import snapshot
+    toy = ['--cfg=toy', '--data=ring8', '--kimg=1', '--tick=1', '--snap=1', '--metrics=none']
+    res = run_train(f'--outdir={tmp_path}/a', '--glr=1e30', *toy)
+    assert res.returncode == 4, res.stdout[-3000:] + res.stderr[-3000:]
+    line = one_error_line(res.stdout + res.stderr, ['Error: training diverged at tick 0, kimg 0.0 (step 0)',
+        'the D loss (phase Dboth) has non-finite gradients', 'no snapshot was written before it'])
+    run = tmp_path / 'a' / os.listdir(tmp_path / 'a')[0]
+    assert snapshot.list_snapshots(run) == [] and line in (run / 'log.txt').read_text()
+
+    # Continuing a good run with that rate: the error names the snapshot it continued from, and nothing is added.
+    res = run_train(f'--outdir={tmp_path}/b', *toy)
+    assert res.returncode == 0, res.stdout[-3000:]
+    good = snapshot.list_snapshots(tmp_path / 'b' / os.listdir(tmp_path / 'b')[0])[0]
+    assert good.endswith('network-snapshot-000000.pkl')
+    res = run_train(f'--outdir={tmp_path}/c', '--glr=1e30', f'--resume={good}', *toy)
+    assert res.returncode == 4, res.stdout[-3000:] + res.stderr[-3000:]
+    one_error_line(res.stdout + res.stderr, ['tick 1, kimg 0.3 (step 1)', f'the last good snapshot is {good}'])
+    assert snapshot.find_latest_snapshot(tmp_path / 'c') is None
+
 def test_data_error_line_from_a_worker():
     """A DatasetError raised in a DataLoader worker comes back as the same type with the worker's traceback
     as its text; train.py reports only the dataset's own message."""
