@@ -4,6 +4,7 @@ overrides and small configs that train on a CPU)."""
 import json
 import os
 import re
+import signal
 import tempfile
 
 # Idle OpenMP threads sleep instead of spinning. CPU training runs many small ops; with spinning threads, any
@@ -867,14 +868,19 @@ def data_error_line(err):
     return ' '.join(line.strip() for line in lines)
 
 def _run(rank, args, device):
-    from stylegan_som import training_loop
+    from stylegan_som import interrupt, training_loop
     from stylegan_som.dataset_sources import DatasetError
     from stylegan_som.nonfinite import NonFiniteError
     training_stats.init_multiprocessing(rank=rank, sync_device=(device if args.num_gpus > 1 else None))
     if rank != 0:
         custom_ops.verbosity = 'none'
     try:
-        training_loop.training_loop(rank=rank, device=device, **args)
+        with interrupt.StopOnSignal() as stop: # SIGTERM/SIGINT: finish the step, write a snapshot, exit 143/130
+            training_loop.training_loop(rank=rank, device=device, stop_fn=stop.requested, **args)
+    except interrupt.Interrupted as err:
+        if rank == 0:
+            print(err)
+        raise SystemExit(err.exit_code) from None
     except DatasetError as err:
         # A file that passed the header check at start-up but cannot be decoded (e.g. truncated): one line
         # naming it, in the log too, instead of a traceback through the data loader.
@@ -1146,10 +1152,14 @@ def main(ctx, outdir, dry_run, **config_kwargs):
         if args.num_gpus == 1:
             subprocess_fn(rank=0, args=args, temp_dir=temp_dir, device_type=device_type)
             return
+        from stylegan_som import interrupt
         try:
-            torch.multiprocessing.spawn(fn=subprocess_fn, args=(args, temp_dir, device_type), nprocs=args.num_gpus)
+            procs = torch.multiprocessing.spawn(fn=subprocess_fn, args=(args, temp_dir, device_type), nprocs=args.num_gpus, join=False)
+            with interrupt.ForwardSignals([p.pid for p in procs.processes]): # the processes stop together, with a snapshot
+                while not procs.join():
+                    pass
         except torch.multiprocessing.ProcessExitedException as err:
-            if err.exit_code not in (DATA_ERROR_EXIT, NONFINITE_EXIT):
+            if err.exit_code not in (DATA_ERROR_EXIT, NONFINITE_EXIT, 128 + signal.SIGTERM, 128 + signal.SIGINT):
                 raise
             raise SystemExit(err.exit_code) from None # the process said why in one line
 
