@@ -98,11 +98,12 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
-def load_generator(network_pkl: str, device: torch.device) -> torch.nn.Module:
-    """G_ema of a network pickle (path or URL); failures become one ClickException naming --network."""
+def load_generator(network_pkl: str, device: torch.device, trust: Optional[bool] = None) -> torch.nn.Module:
+    """G_ema of a network pickle (path or URL); failures become one ClickException naming --network. `trust`: see
+    legacy.load_network_pkl."""
     try:
         with dnnlib.util.open_url(network_pkl) as f:
-            G = legacy.load_network_pkl(f)['G_ema']
+            G = legacy.load_network_pkl(f, trust=trust)['G_ema']
     except (OSError, ValueError) as e: # NetworkPickleError is an OSError; open_url raises OSError/ValueError
         raise click.ClickException(f'--network={network_pkl}: {e}')
     bad = [name for name, t in list(G.named_parameters()) + list(G.named_buffers()) if t.is_floating_point() and not bool(t.isfinite().all())]
@@ -164,6 +165,7 @@ def load_projected_w(path: str, G, device) -> torch.Tensor:
 @click.option('--projected-w', help='Projection result file (.npz with w)', type=str, metavar='FILE')
 @click.option('--outdir', help='Where to save the output images', type=str, required=True, metavar='DIR')
 @click.option('--device', help='Device: auto (cuda if available, else cpu), cpu, cuda, cuda:N', type=str, default='auto', show_default=True)
+@click.option('--trust-pickle', help='Load network pickles even where they would run code this installation does not know (only for files you trust) [env: SGSOM_TRUST_PICKLES=1]', is_flag=True)
 def generate_images(
     ctx: click.Context,
     network_pkl: str,
@@ -174,6 +176,7 @@ def generate_images(
     class_idx: Optional[int],
     projected_w: Optional[str],
     device: str,
+    trust_pickle: bool,
 ):
     """Generate images using a pretrained network pickle.
 
@@ -193,7 +196,7 @@ def generate_images(
         raise click.BadParameter(f'{outdir} exists and is not a directory', param_hint="'--outdir'")
 
     print(f'Loading networks from "{network_pkl}"...')
-    G = load_generator(network_pkl, dev)
+    G = load_generator(network_pkl, dev, trust=(trust_pickle or None))
 
     if projected_w is not None:
         if seeds is not None:

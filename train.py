@@ -20,6 +20,7 @@ import torch  # pylint: disable=wrong-import-position
 
 import dnnlib
 from torch_utils import custom_ops
+from torch_utils import persistence
 from torch_utils import training_stats
 
 #----------------------------------------------------------------------------
@@ -871,6 +872,7 @@ def _run(rank, args, device):
     from stylegan_som import interrupt, training_loop
     from stylegan_som.dataset_sources import DatasetError
     from stylegan_som.nonfinite import NonFiniteError
+    from stylegan_som.legacy import NetworkPickleError
     training_stats.init_multiprocessing(rank=rank, sync_device=(device if args.num_gpus > 1 else None))
     if rank != 0:
         custom_ops.verbosity = 'none'
@@ -886,6 +888,10 @@ def _run(rank, args, device):
         # naming it, in the log too, instead of a traceback through the data loader.
         print(f'Error: --data: {data_error_line(err)}')
         raise SystemExit(DATA_ERROR_EXIT) from None
+    except NetworkPickleError as err: # a --resume URL, loaded only here (local files were checked up front)
+        if rank == 0:
+            print(f'Error: --resume: {err}')
+        raise SystemExit(2) from None
     except NonFiniteError as err:
         if rank == 0:
             print(f'Error: {err} (try lower --glr/--dlr, or a larger --gamma)')
@@ -1004,6 +1010,7 @@ def _augpipe_names():
 # Starting point.
 @click.option('--resume',       help='Network pickle to start from, a name below, or "latest" [default: noresume]', metavar='PKL')
 @click.option('--freezed',      help='Keep this many of D\'s highest-resolution layers fixed [default: 0]', type=int, metavar='INT')
+@click.option('--trust-pickle', help='Load the --resume pickle even where it would run code this installation does not know (only for files you trust) [env: SGSOM_TRUST_PICKLES=1]', is_flag=True)
 
 # Speed.
 @click.option('--fp32',         help='Train in float32 throughout (no fp16 layers)', type=bool, metavar='BOOL')
@@ -1120,6 +1127,8 @@ def main(ctx, outdir, dry_run, **config_kwargs):
     """
     dist_env = torchrun_env()
     device_type = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if config_kwargs.pop('trust_pickle'): # through the environment, so that every training process sees it
+        os.environ[persistence.TRUST_ENV] = '1'
     try:
         run_desc, args = setup_training_loop_kwargs(outdir=outdir, device_type=device_type,
             world_size=(dist_env[2] if dist_env is not None else None), **config_kwargs)
@@ -1159,7 +1168,7 @@ def main(ctx, outdir, dry_run, **config_kwargs):
                 while not procs.join():
                     pass
         except torch.multiprocessing.ProcessExitedException as err:
-            if err.exit_code not in (DATA_ERROR_EXIT, NONFINITE_EXIT, 128 + signal.SIGTERM, 128 + signal.SIGINT):
+            if err.exit_code not in (2, DATA_ERROR_EXIT, NONFINITE_EXIT, 128 + signal.SIGTERM, 128 + signal.SIGINT):
                 raise
             raise SystemExit(err.exit_code) from None # the process said why in one line
 

@@ -14,6 +14,8 @@ import numpy as np
 import PIL.Image
 import pytest
 
+from tests import malicious
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(REPO), 'shared', 'data')
 
@@ -360,9 +362,11 @@ def bad_inputs(tmp_path_factory):
     (root / 'notes.txt').write_text('not a dataset, not a pickle, not a folder')
     # CIFAR-10 python batches whose pickle would create a file (inside root, so the tree check sees it) if it ran.
     from tests.stylegan_som.test_dataset import _make_cifar_tarball
-    from tests.torch_utils.test_safe_pickle import MarkerWriter
+    from tests.malicious import MarkerWriter
     paths['evil_cifar'] = str(root / 'cifar-10-python.tar.gz')
     _make_cifar_tarball(paths['evil_cifar'], per_batch=1, replace={'data_batch_1': MarkerWriter(root / 'ran', 'system')})
+    # Network pickles that would run code (see tests/malicious.py), again writing root/ran.
+    paths.update(malicious.write_network_pickles(str(root), root / 'ran'))
     return paths
 
 BAD_CLI = [ # (case, arguments, what the error line must mention)
@@ -383,6 +387,8 @@ BAD_CLI = [ # (case, arguments, what the error line must mention)
     ('metrics-unknown',   ['--data={plain}', '--metrics=fid_nope'],   ['--metrics', 'fid_nope']),
     ('resume-missing',    ['--data={plain}', '--resume={root}/gone.pkl'], ['--resume', 'gone.pkl']),
     ('resume-not-pickle', ['--data={plain}', '--resume={notes}'],     ['--resume', 'notes.txt']),
+    ('resume-reduce',     ['--data={plain}', '--resume={reduce}'],    ['--resume', 'Refusing to load', 'reduce.pkl', '.system', '--trust-pickle']),
+    ('resume-source',     ['--data={plain}', '--resume={source}'],    ['--resume', 'Refusing to load', 'source.pkl', "'Generator'", '--trust-pickle']),
     ('outdir-is-file',    ['--data={plain}', '--outdir={notes}'],     ['--outdir', 'notes.txt']),
     ('outdir-under-file', ['--data={plain}', '--outdir={notes}/runs'], ['--outdir', 'notes.txt']),
 ]
@@ -460,6 +466,23 @@ def test_diverged_run_stops_without_a_snapshot(tmp_path):
     assert res.returncode == 4, res.stdout[-3000:] + res.stderr[-3000:]
     one_error_line(res.stdout + res.stderr, ['tick 1, kimg 0.3 (step 1)', f'the last good snapshot is {good}'])
     assert snapshot.find_latest_snapshot(tmp_path / 'c') is None
+
+def test_resume_latest_refuses_code(bad_inputs, tmp_path):
+    # --resume=latest takes the newest snapshot under --outdir unasked: a planted one is refused (real process),
+    # and runs only with --trust-pickle.
+    from tests.cli_errors import one_error_line
+    run = tmp_path / 'runs' / '00001-planted'
+    run.mkdir(parents=True)
+    marker = tmp_path / 'marker'
+    paths = malicious.write_network_pickles(str(run), marker)
+    os.rename(paths['source'], run / 'network-snapshot-000004.pkl')
+    args = [f'--outdir={tmp_path}/runs', f'--data={bad_inputs["plain"]}', '--cfg=tiny', '--resume=latest', '--dry-run']
+    res = run_train(*args)
+    assert res.returncode == 2, res.stdout[-3000:] + res.stderr[-3000:]
+    one_error_line(res.stderr, ['--resume', 'Refusing to load', 'network-snapshot-000004.pkl', "'Generator'", '--trust-pickle'])
+    assert not marker.exists() and os.listdir(tmp_path / 'runs') == ['00001-planted']
+    res = run_train(*args, '--trust-pickle')
+    assert res.returncode == 0 and marker.exists(), res.stdout[-3000:] + res.stderr[-3000:]
 
 def test_data_error_line_from_a_worker():
     """A DatasetError raised in a DataLoader worker comes back as the same type with the worker's traceback

@@ -41,7 +41,8 @@ def _py3_name(module, name):
             pass
     return module, name
 
-def _resolve(module, name):
+def resolve(module, name):
+    """The object `module`.`name` (a dotted name for nested attributes), imported."""
     obj = importlib.import_module(module)
     for part in name.split('.'):
         obj = getattr(obj, part)
@@ -57,7 +58,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         module, name = _py3_name(module, name)
         full = f'{module}.{name}'
         if full in self.allowed:
-            return _resolve(module, name)
+            return resolve(module, name)
         obj = self.check(module, name)
         if obj is None:
             raise RefusedGlobal(full, self.kind)

@@ -249,7 +249,7 @@ def test_cifar10_extracted_folder(tmp_path):
 
 @pytest.mark.parametrize('how', ['open', 'system'])
 def test_cifar10_batch_that_runs_code_is_refused(tmp_path, how):
-    from tests.torch_utils.test_safe_pickle import MarkerWriter
+    from tests.malicious import MarkerWriter
     marker = tmp_path / 'marker'
     evil = {'data': MarkerWriter(marker, how), 'labels': [0]}
     path = str(tmp_path / 'cifar-10-python.tar.gz')

@@ -10,18 +10,7 @@ import numpy as np
 import pytest
 
 from torch_utils import safe_pickle
-
-#----------------------------------------------------------------------------
-
-class MarkerWriter:
-    """Unpickling it with plain pickle creates `path`: proof that the file's code ran."""
-    def __init__(self, path, how='open'):
-        self.path, self.how = str(path), how
-
-    def __reduce__(self):
-        if self.how == 'system':
-            return (os.system, (f'touch {self.path}',))
-        return (open, (self.path, 'w'))
+from tests.malicious import MarkerWriter
 
 #----------------------------------------------------------------------------
 
