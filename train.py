@@ -340,6 +340,9 @@ def setup_training_loop_kwargs(
     if aug != 'noaug':
         args.augment_kwargs = dnnlib.EasyDict(class_name='stylegan_som.augment.AugmentPipe', **specs[augpipe])
 
+    if args.random_seed != 0: # runs that differ only in the seed get told apart by name
+        desc += f'-seed{args.random_seed}'
+
     # Transfer learning and resume. See resolve_resume() for 'latest' and for continuing a run.
     if resume is None or resume == 'noresume':
         if resume == 'noresume':
@@ -858,6 +861,8 @@ def subprocess_fn(rank, args, temp_dir, device_type='cuda'):
 DATA_ERROR_EXIT = 3
 # Exit code of a run stopped because a loss or a weight turned NaN or infinite (stylegan_som.nonfinite).
 NONFINITE_EXIT = 4
+# Exit code of a run stopped because a snapshot could not be written (disk full, ...).
+SNAPSHOT_ERROR_EXIT = 5
 
 def data_error_line(err):
     """The dataset's own one-line message, also when a DataLoader worker raised it: the main process then
@@ -873,6 +878,7 @@ def _run(rank, args, device):
     from stylegan_som.dataset_sources import DatasetError
     from stylegan_som.nonfinite import NonFiniteError
     from stylegan_som.legacy import NetworkPickleError
+    from stylegan_som.snapshot import SnapshotWriteError
     training_stats.init_multiprocessing(rank=rank, sync_device=(device if args.num_gpus > 1 else None))
     if rank != 0:
         custom_ops.verbosity = 'none'
@@ -896,6 +902,9 @@ def _run(rank, args, device):
         if rank == 0:
             print(f'Error: {err} (try lower --glr/--dlr, or a larger --gamma)')
         raise SystemExit(NONFINITE_EXIT) from None
+    except SnapshotWriteError as err:
+        print(f'Error: {err}')
+        raise SystemExit(SNAPSHOT_ERROR_EXIT) from None
     finally:
         if args.num_gpus > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
@@ -921,9 +930,23 @@ def print_options(args, device_type='cuda'):
     print()
 
 def create_run_dir(args):
-    """Make the run directory and write training_options.json; an OSError becomes a UserError naming --outdir."""
+    """Make the run directory and write training_options.json; an OSError becomes a UserError naming --outdir.
+    The id is taken atomically (mkdir): when another run got it first, the next free one is used and args.run_dir
+    says which."""
     try:
-        os.makedirs(args.run_dir)
+        outdir, name = os.path.split(args.run_dir)
+        os.makedirs(outdir or '.', exist_ok=True)
+        run_id, desc = name.split('-', 1)
+        run_id = int(run_id)
+        while True:
+            try:
+                os.mkdir(args.run_dir)
+                break
+            except FileExistsError:
+                taken = int(os.path.basename(pick_run_dir(outdir, desc)).split('-', 1)[0])
+                run_id = max(run_id + 1, taken)
+                args.run_dir = os.path.join(outdir, f'{run_id:05d}-{desc}')
+                print(f'Output directory:   {args.run_dir} (the id first picked was taken meanwhile)')
         with open(os.path.join(args.run_dir, 'training_options.json'), 'wt') as f:
             json.dump(args, f, indent=2)
     except OSError as err:
@@ -1168,7 +1191,7 @@ def main(ctx, outdir, dry_run, **config_kwargs):
                 while not procs.join():
                     pass
         except torch.multiprocessing.ProcessExitedException as err:
-            if err.exit_code not in (2, DATA_ERROR_EXIT, NONFINITE_EXIT, 128 + signal.SIGTERM, 128 + signal.SIGINT):
+            if err.exit_code not in (2, DATA_ERROR_EXIT, NONFINITE_EXIT, SNAPSHOT_ERROR_EXIT, 128 + signal.SIGTERM, 128 + signal.SIGINT):
                 raise
             raise SystemExit(err.exit_code) from None # the process said why in one line
 

@@ -427,7 +427,10 @@ def main(ctx, network_pkl, out_pkl, som_d, g_attn, d_attn, d_head, d_sn, c_dim, 
         out = attach(data, G_plugin, D_plugin, head_noise=head_noise, seed=seed)
     except AttachError as err:
         ctx.fail(str(err))
-    snapshot.atomic_write_pickle(out, out_pkl)
+    try:
+        snapshot.atomic_write_pickle(out, out_pkl)
+    except snapshot.SnapshotWriteError as err:
+        raise click.ClickException(f'--out: {err}')
     print(f'Wrote {out_pkl}')
 
 def _plugin_part(module):

@@ -484,6 +484,39 @@ def test_resume_latest_refuses_code(bad_inputs, tmp_path):
     res = run_train(*args, '--trust-pickle')
     assert res.returncode == 0 and marker.exists(), res.stdout[-3000:] + res.stderr[-3000:]
 
+def test_snapshot_write_error_stops_with_one_line(tmp_path):
+    # A file-size limit below the snapshot's size stands in for a full disk (EFBIG instead of ENOSPC, same path).
+    import resource
+    import signal
+    from tests.cli_errors import one_error_line
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN) # the write then fails with EFBIG instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000)) # the toy snapshot is ~1.3 MB, the rest < 10 kB
+    cmd = [sys.executable, os.path.join(REPO, 'train.py'), f'--outdir={tmp_path}', '--cfg=toy', '--data=ring8', '--kimg=1',
+        '--metrics=none']
+    res = subprocess.run(cmd, cwd=REPO, env=cpu_env(), capture_output=True, text=True, timeout=600, preexec_fn=limit)
+    assert res.returncode == 5, res.stdout[-3000:] + res.stderr[-3000:]
+    run = tmp_path / os.listdir(tmp_path)[0]
+    one_error_line(res.stdout + res.stderr, [f'Error: Cannot write {run}/network-snapshot-000000.pkl: File too large',
+        'earlier snapshots are intact'])
+    assert not [f for f in os.listdir(run) if f.endswith('.pkl') or f.endswith('.tmp')], os.listdir(run)
+
+def test_run_directory_names(folders, tmp_path):
+    import train
+    desc, _args = train.setup_training_loop_kwargs(data=folders['plain'], cfg='tiny', seed=3, device_type='cpu', outdir=str(tmp_path))
+    assert desc.endswith('-tiny-seed3')
+    desc, _args = train.setup_training_loop_kwargs(data=folders['plain'], cfg='tiny', seed=0, device_type='cpu', outdir=str(tmp_path))
+    assert 'seed' not in desc
+    # The id is taken with mkdir: a run that got there first (a folder, or even a file) pushes this one on.
+    args = dict(run_dir=train.pick_run_dir(str(tmp_path), 'x'))
+    assert args['run_dir'] == str(tmp_path / '00000-x')
+    os.makedirs(tmp_path / '00000-x')
+    (tmp_path / '00001-x').write_text('not a folder')
+    args = train.dnnlib.EasyDict(run_dir=str(tmp_path / '00000-x'))
+    train.create_run_dir(args)
+    assert args.run_dir == str(tmp_path / '00002-x') and os.path.isfile(tmp_path / '00002-x' / 'training_options.json')
+    assert json.load(open(tmp_path / '00002-x' / 'training_options.json'))['run_dir'] == args.run_dir
+
 def test_data_error_line_from_a_worker():
     """A DatasetError raised in a DataLoader worker comes back as the same type with the worker's traceback
     as its text; train.py reports only the dataset's own message."""

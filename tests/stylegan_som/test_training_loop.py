@@ -59,6 +59,24 @@ def test_atomic_write_survives_kill(tmp_path):
     assert torn > 0 # at least one kill hit the middle of a write (writes take most of the writer's time)
     assert snapshot.list_snapshots(tmp_path) == [str(target)]
 
+@pytest.mark.parametrize('where', ['mkstemp', 'write', 'fsync'])
+def test_write_error_keeps_the_previous_snapshot(tmp_path, monkeypatch, where):
+    import errno
+    target = tmp_path / 'network-snapshot-000004.pkl'
+    snapshot.atomic_write_pickle(dict(i=1), target)
+    def full(*_args, **_kwargs):
+        if where == 'write':
+            _args[1].write(b'partial')
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    target_fn = dict(mkstemp=(snapshot.tempfile, 'mkstemp'), write=(snapshot.pickle, 'dump'), fsync=(snapshot.os, 'fsync'))[where]
+    monkeypatch.setattr(*target_fn, full)
+    with pytest.raises(snapshot.SnapshotWriteError) as info:
+        snapshot.atomic_write_pickle(dict(i=2), target)
+    monkeypatch.undo()
+    assert str(info.value) == f'Cannot write {target}: No space left on device; nothing was replaced, earlier snapshots are intact'
+    assert isinstance(info.value, OSError)
+    assert _load(target) == dict(i=1) and os.listdir(tmp_path) == [target.name] # old file intact, no temporary left
+
 def test_find_latest_snapshot(tmp_path):
     assert snapshot.find_latest_snapshot(tmp_path / 'missing') is None
     for run, kimgs in [('00000-a', [0, 4, 12]), ('00001-a-resumecustom', [16, 20]), ('00002-a-resumecustom', [])]:
