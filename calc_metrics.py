@@ -142,8 +142,9 @@ class CommaSeparatedList(click.ParamType):
 @click.option('--vgg16', help=f'Local VGG16 feature network file (.pt) instead of downloading [env: {metric_utils.VGG16_ENV}]', metavar='PATH')
 @click.option('--mnist', help=f'Directory of the MNIST idx files, for modes_stacked_mnist and modes_mnist [env: {mode_coverage.MNIST_DIR_ENV}]', metavar='DIR')
 @click.option('--max-items', help=f'Smoke tests: cap every sample count at N; results are not comparable [env: {metric_utils.MAX_ITEMS_ENV}]', type=click.IntRange(min=1), metavar='N')
+@click.option('--trust-pickle', help='Load network pickles even where they would run code this installation does not know (only for files you trust) [env: SGSOM_TRUST_PICKLES=1]', is_flag=True)
 
-def calc_metrics(ctx, network_pkl, metrics, data, mirror, gpus, verbose, inception, vgg16, mnist, max_items):
+def calc_metrics(ctx, network_pkl, metrics, data, mirror, gpus, verbose, inception, vgg16, mnist, max_items, trust_pickle):
     """Calculate quality metrics for a previous training run or a network pickle.
 
     Examples:
@@ -196,9 +197,9 @@ def calc_metrics(ctx, network_pkl, metrics, data, mirror, gpus, verbose, incepti
     --inception / --vgg16.
     """
     with dnnlib.util.Logger(should_flush=True):
-        _calc_metrics(ctx, network_pkl, metrics, data, mirror, gpus, verbose, inception, vgg16, mnist, max_items)
+        _calc_metrics(ctx, network_pkl, metrics, data, mirror, gpus, verbose, inception, vgg16, mnist, max_items, trust_pickle)
 
-def _calc_metrics(ctx, network_pkl, metrics, data, mirror, gpus, verbose, inception, vgg16, mnist, max_items):
+def _calc_metrics(ctx, network_pkl, metrics, data, mirror, gpus, verbose, inception, vgg16, mnist, max_items, trust_pickle=False):
     args = dnnlib.EasyDict(metrics=metrics, num_gpus=gpus, network_pkl=network_pkl, verbose=verbose,
         inception=inception, vgg16=vgg16, mnist=mnist, max_items=max_items)
     unknown = [metric for metric in args.metrics if not metric_main.is_valid_metric(metric)]
@@ -225,7 +226,7 @@ def _calc_metrics(ctx, network_pkl, metrics, data, mirror, gpus, verbose, incept
         print(f'Loading network from "{network_pkl}"...')
     try:
         with dnnlib.util.open_url(network_pkl, verbose=args.verbose) as f:
-            network_dict = legacy.load_network_pkl(f)
+            network_dict = legacy.load_network_pkl(f, trust=(trust_pickle or None))
     except IOError as e:
         raise click.ClickException(str(e))
     args.G = network_dict['G_ema'] # subclass of torch.nn.Module

@@ -11,6 +11,7 @@ Examples:
     python generate.py --outdir=out --projected-w=projected_w.npz --network=network.pkl
 """
 
+import math
 import os
 import re
 from typing import List, Optional
@@ -62,6 +63,17 @@ class SeedList(click.ParamType):
 
 #----------------------------------------------------------------------------
 
+class NonFiniteImage(ValueError):
+    """The generator drew NaN or infinite values; they would turn into black (or arbitrary) pixels."""
+
+
+def _check_finite(img: torch.Tensor, what: str) -> torch.Tensor:
+    if not bool(torch.isfinite(img).all()):
+        raise NonFiniteImage(f'the generator\'s output for {what} is not finite (NaN or inf): the network is broken '
+            '(e.g. a diverged training run); no image written for it')
+    return img
+
+
 def to_uint8(img: torch.Tensor) -> np.ndarray:
     """NCHW images in [-1, 1] -> NHWC uint8, with upstream's rounding (x * 127.5 + 128, clamped, truncated)."""
     return (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
@@ -86,13 +98,18 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
-def load_generator(network_pkl: str, device: torch.device) -> torch.nn.Module:
-    """G_ema of a network pickle (path or URL); failures become one ClickException naming --network."""
+def load_generator(network_pkl: str, device: torch.device, trust: Optional[bool] = None) -> torch.nn.Module:
+    """G_ema of a network pickle (path or URL); failures become one ClickException naming --network. `trust`: see
+    legacy.load_network_pkl."""
     try:
         with dnnlib.util.open_url(network_pkl) as f:
-            G = legacy.load_network_pkl(f)['G_ema']
+            G = legacy.load_network_pkl(f, trust=trust)['G_ema']
     except (OSError, ValueError) as e: # NetworkPickleError is an OSError; open_url raises OSError/ValueError
         raise click.ClickException(f'--network={network_pkl}: {e}')
+    bad = [name for name, t in list(G.named_parameters()) + list(G.named_buffers()) if t.is_floating_point() and not bool(t.isfinite().all())]
+    if bad: # a diverged run's weights: every image would come out black
+        raise click.ClickException(f'--network={network_pkl}: G_ema holds non-finite weights ({", ".join(bad[:3])}'
+            f'{", ..." if len(bad) > 3 else ""}); it cannot draw images')
     return G.to(device).eval().requires_grad_(False)
 
 #----------------------------------------------------------------------------
@@ -108,15 +125,15 @@ def generate_from_seeds(G, seeds, truncation_psi=1, class_idx=None, noise_mode='
         z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).to(device)
         with torch.no_grad():
             img = legacy.run_generator(G, z, label, truncation_psi=truncation_psi, noise_mode=noise_mode)
-        yield seed, to_uint8(img)[0]
+        yield seed, to_uint8(_check_finite(img, f'seed {seed}'))[0]
 
 
 def generate_from_ws(G, ws, noise_mode='const'):
     """Yield uint8 HWC images of G.synthesis(w) for each w in ws [N, num_ws, w_dim]."""
-    for w in ws:
+    for idx, w in enumerate(ws):
         with torch.no_grad():
             img = G.synthesis(w.unsqueeze(0), noise_mode=noise_mode)
-        yield to_uint8(img)[0]
+        yield to_uint8(_check_finite(img, f'projected w {idx}'))[0]
 
 
 def load_projected_w(path: str, G, device) -> torch.Tensor:
@@ -132,6 +149,8 @@ def load_projected_w(path: str, G, device) -> torch.Tensor:
     want = (G.num_ws, G.w_dim)
     if ws.ndim != 3 or tuple(ws.shape[1:]) != want:
         raise click.BadParameter(f'{path}: "w" has shape {list(ws.shape)}, the network needs [N, {want[0]}, {want[1]}]', param_hint="'--projected-w'")
+    if not np.isfinite(ws).all():
+        raise click.BadParameter(f'{path}: "w" holds NaN or infinite values', param_hint="'--projected-w'")
     return torch.tensor(ws, dtype=torch.float32, device=device)
 
 #----------------------------------------------------------------------------
@@ -146,6 +165,7 @@ def load_projected_w(path: str, G, device) -> torch.Tensor:
 @click.option('--projected-w', help='Projection result file (.npz with w)', type=str, metavar='FILE')
 @click.option('--outdir', help='Where to save the output images', type=str, required=True, metavar='DIR')
 @click.option('--device', help='Device: auto (cuda if available, else cpu), cpu, cuda, cuda:N', type=str, default='auto', show_default=True)
+@click.option('--trust-pickle', help='Load network pickles even where they would run code this installation does not know (only for files you trust) [env: SGSOM_TRUST_PICKLES=1]', is_flag=True)
 def generate_images(
     ctx: click.Context,
     network_pkl: str,
@@ -156,6 +176,7 @@ def generate_images(
     class_idx: Optional[int],
     projected_w: Optional[str],
     device: str,
+    trust_pickle: bool,
 ):
     """Generate images using a pretrained network pickle.
 
@@ -167,22 +188,27 @@ def generate_images(
     """
     # Check the cheap arguments before loading anything.
     dev = resolve_device(device)
+    if not math.isfinite(truncation_psi):
+        raise click.BadParameter(f'{truncation_psi} is not a finite number', param_hint="'--trunc'")
     if projected_w is None and seeds is None:
         ctx.fail('--seeds option is required when not using --projected-w')
     if os.path.exists(outdir) and not os.path.isdir(outdir):
         raise click.BadParameter(f'{outdir} exists and is not a directory', param_hint="'--outdir'")
 
     print(f'Loading networks from "{network_pkl}"...')
-    G = load_generator(network_pkl, dev)
+    G = load_generator(network_pkl, dev, trust=(trust_pickle or None))
 
     if projected_w is not None:
         if seeds is not None:
             click.echo('warn: --seeds is ignored when using --projected-w', err=True)
         print(f'Generating images from projected W "{projected_w}"')
         ws = load_projected_w(projected_w, G, dev)
-        os.makedirs(outdir, exist_ok=True) # only once every input has been checked
-        for idx, img in enumerate(generate_from_ws(G, ws, noise_mode=noise_mode)):
-            save_image(img, os.path.join(outdir, f'proj{idx:02d}.png'))
+        try:
+            for idx, img in enumerate(generate_from_ws(G, ws, noise_mode=noise_mode)):
+                os.makedirs(outdir, exist_ok=True) # only once every input has been checked and an image drawn
+                save_image(img, os.path.join(outdir, f'proj{idx:02d}.png'))
+        except NonFiniteImage as e:
+            raise click.ClickException(f'--network={network_pkl}: {e}')
         return
 
     c_dim = legacy.label_dim(G)
@@ -194,11 +220,13 @@ def generate_images(
     elif class_idx is not None:
         click.echo('warn: --class is ignored when running an unconditional network', err=True)
         class_idx = None
-    os.makedirs(outdir, exist_ok=True) # only once every input has been checked
-
-    for i, (seed, img) in enumerate(generate_from_seeds(G, seeds, truncation_psi, class_idx, noise_mode, dev)):
-        print(f'Generating image for seed {seed} ({i}/{len(seeds)}) ...')
-        save_image(img, os.path.join(outdir, f'seed{seed:04d}.png'))
+    try:
+        for i, (seed, img) in enumerate(generate_from_seeds(G, seeds, truncation_psi, class_idx, noise_mode, dev)):
+            print(f'Generating image for seed {seed} ({i}/{len(seeds)}) ...')
+            os.makedirs(outdir, exist_ok=True) # only once every input has been checked and an image drawn
+            save_image(img, os.path.join(outdir, f'seed{seed:04d}.png'))
+    except NonFiniteImage as e:
+        raise click.ClickException(f'--network={network_pkl}: {e}')
 
 #----------------------------------------------------------------------------
 

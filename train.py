@@ -4,6 +4,7 @@ overrides and small configs that train on a CPU)."""
 import json
 import os
 import re
+import signal
 import tempfile
 
 # Idle OpenMP threads sleep instead of spinning. CPU training runs many small ops; with spinning threads, any
@@ -19,6 +20,7 @@ import torch  # pylint: disable=wrong-import-position
 
 import dnnlib
 from torch_utils import custom_ops
+from torch_utils import persistence
 from torch_utils import training_stats
 
 #----------------------------------------------------------------------------
@@ -337,6 +339,9 @@ def setup_training_loop_kwargs(
     _check(augpipe in specs, f'--augpipe: unknown pipeline {augpipe!r}; choose from {", ".join(specs)}')
     if aug != 'noaug':
         args.augment_kwargs = dnnlib.EasyDict(class_name='stylegan_som.augment.AugmentPipe', **specs[augpipe])
+
+    if args.random_seed != 0: # runs that differ only in the seed get told apart by name
+        desc += f'-seed{args.random_seed}'
 
     # Transfer learning and resume. See resolve_resume() for 'latest' and for continuing a run.
     if resume is None or resume == 'noresume':
@@ -854,6 +859,10 @@ def subprocess_fn(rank, args, temp_dir, device_type='cuda'):
 
 # Exit code of a process stopped by bad data found during training (click's usage errors exit with 2).
 DATA_ERROR_EXIT = 3
+# Exit code of a run stopped because a loss or a weight turned NaN or infinite (stylegan_som.nonfinite).
+NONFINITE_EXIT = 4
+# Exit code of a run stopped because a snapshot could not be written (disk full, ...).
+SNAPSHOT_ERROR_EXIT = 5
 
 def data_error_line(err):
     """The dataset's own one-line message, also when a DataLoader worker raised it: the main process then
@@ -865,18 +874,37 @@ def data_error_line(err):
     return ' '.join(line.strip() for line in lines)
 
 def _run(rank, args, device):
-    from stylegan_som import training_loop
+    from stylegan_som import interrupt, training_loop
     from stylegan_som.dataset_sources import DatasetError
+    from stylegan_som.nonfinite import NonFiniteError
+    from stylegan_som.legacy import NetworkPickleError
+    from stylegan_som.snapshot import SnapshotWriteError
     training_stats.init_multiprocessing(rank=rank, sync_device=(device if args.num_gpus > 1 else None))
     if rank != 0:
         custom_ops.verbosity = 'none'
     try:
-        training_loop.training_loop(rank=rank, device=device, **args)
+        with interrupt.StopOnSignal() as stop: # SIGTERM/SIGINT: finish the step, write a snapshot, exit 143/130
+            training_loop.training_loop(rank=rank, device=device, stop_fn=stop.requested, **args)
+    except interrupt.Interrupted as err:
+        if rank == 0:
+            print(err)
+        raise SystemExit(err.exit_code) from None
     except DatasetError as err:
         # A file that passed the header check at start-up but cannot be decoded (e.g. truncated): one line
         # naming it, in the log too, instead of a traceback through the data loader.
         print(f'Error: --data: {data_error_line(err)}')
         raise SystemExit(DATA_ERROR_EXIT) from None
+    except NetworkPickleError as err: # a --resume URL, loaded only here (local files were checked up front)
+        if rank == 0:
+            print(f'Error: --resume: {err}')
+        raise SystemExit(2) from None
+    except NonFiniteError as err:
+        if rank == 0:
+            print(f'Error: {err} (try lower --glr/--dlr, or a larger --gamma)')
+        raise SystemExit(NONFINITE_EXIT) from None
+    except SnapshotWriteError as err:
+        print(f'Error: {err}')
+        raise SystemExit(SNAPSHOT_ERROR_EXIT) from None
     finally:
         if args.num_gpus > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
@@ -902,9 +930,23 @@ def print_options(args, device_type='cuda'):
     print()
 
 def create_run_dir(args):
-    """Make the run directory and write training_options.json; an OSError becomes a UserError naming --outdir."""
+    """Make the run directory and write training_options.json; an OSError becomes a UserError naming --outdir.
+    The id is taken atomically (mkdir): when another run got it first, the next free one is used and args.run_dir
+    says which."""
     try:
-        os.makedirs(args.run_dir)
+        outdir, name = os.path.split(args.run_dir)
+        os.makedirs(outdir or '.', exist_ok=True)
+        run_id, desc = name.split('-', 1)
+        run_id = int(run_id)
+        while True:
+            try:
+                os.mkdir(args.run_dir)
+                break
+            except FileExistsError:
+                taken = int(os.path.basename(pick_run_dir(outdir, desc)).split('-', 1)[0])
+                run_id = max(run_id + 1, taken)
+                args.run_dir = os.path.join(outdir, f'{run_id:05d}-{desc}')
+                print(f'Output directory:   {args.run_dir} (the id first picked was taken meanwhile)')
         with open(os.path.join(args.run_dir, 'training_options.json'), 'wt') as f:
             json.dump(args, f, indent=2)
     except OSError as err:
@@ -991,6 +1033,7 @@ def _augpipe_names():
 # Starting point.
 @click.option('--resume',       help='Network pickle to start from, a name below, or "latest" [default: noresume]', metavar='PKL')
 @click.option('--freezed',      help='Keep this many of D\'s highest-resolution layers fixed [default: 0]', type=int, metavar='INT')
+@click.option('--trust-pickle', help='Load the --resume pickle even where it would run code this installation does not know (only for files you trust) [env: SGSOM_TRUST_PICKLES=1]', is_flag=True)
 
 # Speed.
 @click.option('--fp32',         help='Train in float32 throughout (no fp16 layers)', type=bool, metavar='BOOL')
@@ -1107,6 +1150,8 @@ def main(ctx, outdir, dry_run, **config_kwargs):
     """
     dist_env = torchrun_env()
     device_type = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if config_kwargs.pop('trust_pickle'): # through the environment, so that every training process sees it
+        os.environ[persistence.TRUST_ENV] = '1'
     try:
         run_desc, args = setup_training_loop_kwargs(outdir=outdir, device_type=device_type,
             world_size=(dist_env[2] if dist_env is not None else None), **config_kwargs)
@@ -1139,12 +1184,16 @@ def main(ctx, outdir, dry_run, **config_kwargs):
         if args.num_gpus == 1:
             subprocess_fn(rank=0, args=args, temp_dir=temp_dir, device_type=device_type)
             return
+        from stylegan_som import interrupt
         try:
-            torch.multiprocessing.spawn(fn=subprocess_fn, args=(args, temp_dir, device_type), nprocs=args.num_gpus)
+            procs = torch.multiprocessing.spawn(fn=subprocess_fn, args=(args, temp_dir, device_type), nprocs=args.num_gpus, join=False)
+            with interrupt.ForwardSignals([p.pid for p in procs.processes]): # the processes stop together, with a snapshot
+                while not procs.join():
+                    pass
         except torch.multiprocessing.ProcessExitedException as err:
-            if err.exit_code != DATA_ERROR_EXIT:
+            if err.exit_code not in (2, DATA_ERROR_EXIT, NONFINITE_EXIT, SNAPSHOT_ERROR_EXIT, 128 + signal.SIGTERM, 128 + signal.SIGINT):
                 raise
-            raise SystemExit(DATA_ERROR_EXIT) from None # the process said why in one line
+            raise SystemExit(err.exit_code) from None # the process said why in one line
 
 def _main_torchrun(args, run_desc, outdir, dry_run, dist_env, device_type):
     # Processes already exist; rank 0 names and creates the run directory and tells the others.

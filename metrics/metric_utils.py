@@ -27,6 +27,7 @@ import torch
 
 import dnnlib
 from stylegan_som import legacy
+from torch_utils import safe_pickle
 
 #----------------------------------------------------------------------------
 # Detector locations.
@@ -265,7 +266,10 @@ class FeatureStats:
     @staticmethod
     def load(pkl_file):
         with open(pkl_file, 'rb') as f:
-            state = dnnlib.EasyDict(pickle.load(f))
+            try:
+                state = dnnlib.EasyDict(safe_pickle.load(f)) # arrays and numbers only: a cache file runs no code
+            except safe_pickle.RefusedGlobal as e:
+                raise IOError(f'Refusing to read the feature statistics {pkl_file}: {e}; delete it to recompute them') from e
         obj = FeatureStats(capture_all=state.capture_all, max_items=state.max_items)
         obj.__dict__.update(state)
         return obj

@@ -349,7 +349,7 @@ def get_mnist_classifier(mnist_dir=None, device=torch.device('cpu'), verbose=Fal
     if cache_file not in _classifier_cache:
         model = MNISTClassifier()
         if os.path.isfile(cache_file):
-            state = torch.load(cache_file, map_location='cpu')
+            state = torch.load(cache_file, map_location='cpu', weights_only=True) # tensors only: a cache file runs no code
             model.load_state_dict(state['model'])
         else:
             if verbose:

@@ -381,7 +381,8 @@ def _int_list(ctx, param, value):
 @click.option('--c-dim', help='Label dimension of G and D [default: as in the pickle]', type=int, metavar='INT')
 @click.option('--head-noise', help='Relative noise on copied heads [default: 0.01]', type=float, default=0.01, metavar='FLOAT')
 @click.option('--seed', help='Seed for fresh parameters and head noise [default: 0]', type=int, default=0, metavar='INT')
-def main(ctx, network_pkl, out_pkl, som_d, g_attn, d_attn, d_head, d_sn, c_dim, head_noise, seed):
+@click.option('--trust-pickle', help='Load network pickles even where they would run code this installation does not know (only for files you trust) [env: SGSOM_TRUST_PICKLES=1]', is_flag=True)
+def main(ctx, network_pkl, out_pkl, som_d, g_attn, d_attn, d_head, d_sn, c_dim, head_noise, seed, trust_pickle):
     """Rebuild the networks of a pickle (StyleGAN2-ADA's, SOMGAN's or ours) with plugins attached and write a new
     pickle that upstream's loader can still open.
 
@@ -405,7 +406,7 @@ def main(ctx, network_pkl, out_pkl, som_d, g_attn, d_attn, d_head, d_sn, c_dim, 
         ctx.fail(f'--out: no such directory: {out_dir}')
     try:
         with dnnlib.util.open_url(network_pkl) as f:
-            data = legacy.load_network_pkl(f)
+            data = legacy.load_network_pkl(f, trust=(trust_pickle or None))
     except (IOError, OSError, ValueError) as err:
         ctx.fail(f'--network: {err}')
     G_plugin, D_plugin = plugin_kwargs(som_d=som_d, g_attn=g_attn, d_attn=d_attn, d_head=d_head, d_sn=d_sn, c_dim=c_dim)
@@ -426,7 +427,10 @@ def main(ctx, network_pkl, out_pkl, som_d, g_attn, d_attn, d_head, d_sn, c_dim, 
         out = attach(data, G_plugin, D_plugin, head_noise=head_noise, seed=seed)
     except AttachError as err:
         ctx.fail(str(err))
-    snapshot.atomic_write_pickle(out, out_pkl)
+    try:
+        snapshot.atomic_write_pickle(out, out_pkl)
+    except snapshot.SnapshotWriteError as err:
+        raise click.ClickException(f'--out: {err}')
     print(f'Wrote {out_pkl}')
 
 def _plugin_part(module):

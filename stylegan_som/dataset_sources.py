@@ -33,6 +33,7 @@ import numpy as np
 import PIL.Image
 
 import dnnlib
+from torch_utils import safe_pickle
 
 #----------------------------------------------------------------------------
 
@@ -488,13 +489,16 @@ class CifarSource(ArraySource):
                 for b in sorted(wanted):
                     if os.path.isfile(os.path.join(base, b)):
                         with open(os.path.join(base, b), 'rb') as f:
-                            batches[b] = pickle.load(f, encoding='latin1')
+                            batches[b] = _load_batch(f, b)
             else:
                 with tarfile.open(self.path, 'r|*') as tar: # one streaming pass over the archive
                     for m in tar:
                         b = os.path.basename(m.name)
                         if m.isfile() and b in wanted:
-                            batches[b] = pickle.load(tar.extractfile(m), encoding='latin1')
+                            batches[b] = _load_batch(tar.extractfile(m), b)
+        except safe_pickle.RefusedGlobal as e:
+            raise DatasetError(f'Refusing to read {self.path}: {e.member} refers to {e.name}; a CIFAR-10 batch '
+                'holds only arrays, lists, dicts, strings and numbers') from e
         except (OSError, EOFError, tarfile.TarError, pickle.UnpicklingError, zlib.error) as e:
             raise DatasetError(f'Cannot read CIFAR-10 batches from {self.path}: {e}') from e
         missing = sorted(wanted - set(batches))
@@ -509,6 +513,14 @@ class CifarSource(ArraySource):
             except Exception as e:
                 raise DatasetError(f'{b} in {self.path} is not a CIFAR-10 batch: {e}') from e
         return np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels)
+
+def _load_batch(f, member):
+    # The batches are pickles: read them as data only, so a crafted "batch" cannot run code (not even at --dry-run).
+    try:
+        return safe_pickle.load(f, encoding='latin1')
+    except safe_pickle.RefusedGlobal as e:
+        e.member = member
+        raise
 
 def looks_like_cifar(path):
     """A cifar-10-python tarball (checked by name or by its first members) or an extracted batch folder."""

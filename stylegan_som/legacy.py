@@ -14,7 +14,11 @@ callers that need discriminators use `discriminators(data)`, which covers both l
 Generators differ in whether `forward`/`mapping` take a label `c`; `run_generator`, `run_mapping` and
 `label_dim` hide that so generate.py and the metrics treat every generator alike.
 
-Unpickling runs code from the file (the embedded sources, and pickle itself): only load trusted files.
+Unpickling a pickle can run any code the file names, and this format executes the module sources it embeds.
+`load_network_pkl` therefore unpickles through torch_utils.persistence.load: only tensors, arrays, containers
+and the persistent classes of known sources (this installation's modules, released StyleGAN2-ADA/SOMGAN files)
+are rebuilt; anything else is refused, naming what it would have run, unless the caller trusts the file
+(trust=True: the CLIs' --trust-pickle, or SGSOM_TRUST_PICKLES=1).
 """
 
 import copy
@@ -28,6 +32,8 @@ import re
 import torch
 
 import dnnlib
+from torch_utils import persistence
+from torch_utils import safe_pickle
 
 #----------------------------------------------------------------------------
 
@@ -37,8 +43,13 @@ class NetworkPickleError(IOError):
 
 #----------------------------------------------------------------------------
 
-def load_network_pkl(f, force_fp16=False):
+TRUST_HINT = f'if you trust the file, load it with --trust-pickle (or {persistence.TRUST_ENV}=1)'
+
+def load_network_pkl(f, force_fp16=False, trust=None):
     """Load a network pickle from a binary file object (or a path) and return its dict.
+
+    trust=False (None: unless SGSOM_TRUST_PICKLES=1) refuses files that would run unknown code, see the module
+    docstring; trust=True runs whatever the file holds, as upstream's loader does.
 
     The dict always has G, D, G_ema, augment_pipe and training_set_kwargs (missing optional entries are
     None; D is None for SOMGAN pickles, see the module docstring). With `force_fp16`, the networks are
@@ -56,11 +67,14 @@ def load_network_pkl(f, force_fp16=False):
         except OSError as e: # a directory, no permission, ...
             raise NetworkPickleError(f'Cannot open network pickle {path}: {e.strerror or e}') from e
         with fp:
-            return load_network_pkl(fp, force_fp16=force_fp16)
+            return load_network_pkl(fp, force_fp16=force_fp16, trust=trust)
 
     name = _describe(f)
     try:
-        data = _Unpickler(f).load()
+        if persistence.trust_from_env() if trust is None else trust:
+            data = _Unpickler(f).load()
+        else:
+            data = persistence.load(f, trust=False, unpickler_class=_SafeUnpickler)
     except Exception as e: # MemoryError included: a corrupt length field can ask for terabytes
         raise NetworkPickleError(_explain_load_failure(name, e)) from e
 
@@ -162,6 +176,13 @@ class _Unpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+class _SafeUnpickler(persistence.NetworkUnpickler):
+    def check(self, module, name):
+        if module == 'dnnlib.tflib.network' and name == 'Network':
+            return _TFNetworkStub
+        return super().check(module, name)
+
+
 def _describe(f):
     name = getattr(f, 'name', None)
     if isinstance(name, (str, bytes, os.PathLike)):
@@ -171,6 +192,8 @@ def _describe(f):
 
 def _explain_load_failure(name, e):
     msg = f'{type(e).__name__}: {e}'
+    if isinstance(e, (safe_pickle.RefusedGlobal, persistence.UntrustedPickle)):
+        return f'Refusing to load {name}: {e}; {TRUST_HINT}'
     if isinstance(e, MemoryError):
         return f'Cannot load {name}: out of memory while unpickling (a corrupt file claiming a huge size, or networks too large for this machine). ({msg})'
     if isinstance(e, EOFError) or (isinstance(e, pickle.UnpicklingError) and 'truncated' in str(e)):

@@ -23,13 +23,20 @@ SNAPSHOT_RE = re.compile(r'^network-snapshot-(\d+)\.pkl$')
 #----------------------------------------------------------------------------
 # Atomic write.
 
+class SnapshotWriteError(OSError):
+    """A snapshot could not be written (disk full, quota, permissions); the message names the file. Whatever was
+    at that path before is intact, and so are the other snapshots."""
+
 def atomic_write_pickle(obj, path):
     """Pickle `obj` to `path` so that `path` is either the old file or the complete new one, whatever moment
     the process dies: write a hidden temporary file in the same directory (same file system, so the rename is
-    atomic), fsync it, then os.replace() it over the target."""
+    atomic), fsync it, then os.replace() it over the target. An OSError becomes a SnapshotWriteError."""
     path = os.path.abspath(path)
     dirname, basename = os.path.split(path)
-    fd, tmp_path = tempfile.mkstemp(dir=dirname, prefix=f'.{basename}.', suffix='.tmp')
+    try:
+        fd, tmp_path = tempfile.mkstemp(dir=dirname, prefix=f'.{basename}.', suffix='.tmp')
+    except OSError as e:
+        raise SnapshotWriteError(_write_error(path, e)) from e
     try:
         with os.fdopen(fd, 'wb') as f:
             pickle.dump(obj, f, protocol=4) # 4: readable by every Python 3 that upstream supports
@@ -37,13 +44,18 @@ def atomic_write_pickle(obj, path):
             os.fsync(f.fileno())
         os.chmod(tmp_path, 0o666 & ~_umask()) # mkstemp makes it private; give it what open() would
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.remove(tmp_path)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise SnapshotWriteError(_write_error(path, e)) from e
         raise
     _fsync_dir(dirname)
+
+def _write_error(path, e):
+    return f'Cannot write {path}: {e.strerror or e}; nothing was replaced, earlier snapshots are intact'
 
 def _umask():
     mask = os.umask(0)

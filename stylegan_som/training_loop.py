@@ -10,6 +10,7 @@ same numbers as one process with B/N per accumulation round."""
 import copy
 import json
 import os
+import signal
 import time
 
 import numpy as np
@@ -23,6 +24,8 @@ from torch_utils import training_stats
 from torch_utils.ops import conv2d_gradfix
 from torch_utils.ops import grid_sample_gradfix
 
+from . import interrupt
+from . import nonfinite
 from . import pictures
 from . import snapshot as snapshot_lib
 
@@ -214,6 +217,17 @@ def _average_across_processes(tensors):
     for t, new in zip(tensors, flat.split([t.numel() for t in tensors])):
         t.copy_(new.reshape(t.shape))
 
+def _agreed_stop(stop_fn, num_gpus, device, pending):
+    """The signal number to stop at after this step (0: go on), the same on every rank. With several processes the
+    requests are all-reduced now and read one step later, so that a GPU never waits for the answer."""
+    local = int(stop_fn() or 0) if stop_fn is not None else 0
+    if num_gpus <= 1:
+        return local
+    flag = torch.tensor([local], dtype=torch.int64, device=device)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    previous, pending[0] = pending[0], flag
+    return int(previous.item()) if previous is not None else 0
+
 #----------------------------------------------------------------------------
 
 def training_loop(
@@ -250,6 +264,7 @@ def training_loop(
     cudnn_benchmark         = True,     # torch.backends.cudnn.benchmark.
     allow_tf32              = False,    # Allow TF32 in matmul and convolutions.
     abort_fn                = None,     # Called once per tick; True stops training (same answer on all ranks).
+    stop_fn                 = None,     # Called after every step; a signal number stops there with an interrupt snapshot.
     progress_fn             = None,     # Called with (kimg done, total kimg) on all ranks.
     device                  = None,     # torch.device for this process; default cuda:rank when CUDA is present.
 ):
@@ -422,6 +437,8 @@ def training_loop(
         loader_kwargs['pin_memory'] = False
     if loader_kwargs.get('num_workers', 0) == 0:
         loader_kwargs.pop('prefetch_factor', None)
+    else: # SIGTERM/SIGINT are the training process's to handle (see interrupt.py)
+        loader_kwargs.setdefault('worker_init_fn', interrupt.ignore_stop_signals)
     training_set_iterator = iter(torch.utils.data.DataLoader(dataset=training_set, sampler=sampler,
         batch_size=batch_size // num_gpus, **loader_kwargs))
 
@@ -484,6 +501,9 @@ def training_loop(
     if progress_fn is not None:
         progress_fn(cur_nimg // 1000, total_kimg)
 
+    last_snapshot = resume_pkl if resume_training_state else None # the last good point of this trajectory
+    stopped_by, stop_pending = 0, [None] # signal number that ended the run; the ranks' last stop request
+    guard = nonfinite.Guard(device, describe=lambda: (f'tick {cur_tick}, kimg {cur_nimg / 1e3:.1f} (step {batch_idx})', last_snapshot))
     set_progress = getattr(loss, 'set_progress', None) # optional: losses with upstream's bare interface lack it
     after_optimizer_step = getattr(loss, 'after_optimizer_step', None) # optional, too
     som_stats = training_stats.Collector(regex=r'SOM/.*', keep_previous=False) # multi-head runs: sigma, occupancy
@@ -527,6 +547,7 @@ def training_loop(
                 loss.accumulate_gradients(phase=phase.name, real_img=real_img, real_c=real_c, gen_z=z, gen_c=c,
                     sync=(round_idx == num_rounds - 1), gain=phase.interval / num_rounds)
             phase.module.requires_grad_(False)
+            guard.check_gradients(phase.name, phase.module) # before nan_to_num, which would hide a diverged loss
             for param in phase.module.parameters():
                 if param.grad is not None:
                     torch.nan_to_num(param.grad, nan=0, posinf=1e5, neginf=-1e5, out=param.grad)
@@ -564,8 +585,14 @@ def training_loop(
                 augment_pipe.p.copy_((augment_pipe.p + adjust).max(misc.constant(0, device=device)))
             ada_pending[:] = [0, 0.0]
 
-        # Maintenance once per tick.
-        done = (cur_nimg >= total_kimg * 1000)
+        # Maintenance once per tick; a stop request (SIGTERM/SIGINT) ends the run here, with a snapshot.
+        stopped_by = _agreed_stop(stop_fn, num_gpus, device, stop_pending)
+        done = (cur_nimg >= total_kimg * 1000) or (stopped_by != 0)
+        if stopped_by and rank == 0:
+            print(f'Stopping for {signal.Signals(stopped_by).name} after step {batch_idx}, kimg {cur_nimg / 1e3:.1f}: '
+                'writing an interrupt snapshot...')
+        if stopped_by:
+            training_set_iterator = None # shuts the data-loader workers down; no more data is needed
         if (not done) and (cur_tick != 0) and (cur_nimg < tick_start_nimg + kimg_per_tick * 1000):
             continue
 
@@ -600,6 +627,7 @@ def training_loop(
         training_stats.report0('Timing/total_days', elapsed / 86400)
         if rank == 0:
             print(' '.join(line).rstrip())
+        guard.check_tick(dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe)) # nothing non-finite gets saved
 
         if (not done) and (abort_fn is not None) and abort_fn():
             done = True
@@ -644,16 +672,18 @@ def training_loop(
                 G_kwargs        = json.loads(json.dumps(G_kwargs)),
                 D_kwargs        = json.loads(json.dumps(D_kwargs)),
                 augment_kwargs  = json.loads(json.dumps(augment_kwargs)),
+                interrupted     = signal.Signals(stopped_by).name if stopped_by else None, # an interrupt snapshot
             )
             snapshot_pkl = os.path.join(run_dir, f'network-snapshot-{cur_nimg//1000:06d}.pkl')
             if rank == 0:
                 snapshot_lib.check_plain(training_state)
                 snapshot_data[snapshot_lib.STATE_KEY] = training_state
                 snapshot_lib.atomic_write_pickle(snapshot_data, snapshot_pkl)
+            last_snapshot = snapshot_pkl
             del training_state, per_rank
 
-        # Metrics on the snapshot's G_ema.
-        if (snapshot_data is not None) and (len(metrics) > 0):
+        # Metrics on the snapshot's G_ema (not when stopping for a signal: they may take hours).
+        if (snapshot_data is not None) and (len(metrics) > 0) and not stopped_by:
             from metrics import metric_main
             if rank == 0:
                 print('Evaluating metrics...')
@@ -707,5 +737,8 @@ def training_loop(
     if rank == 0:
         print()
         print('Exiting...')
+    if stopped_by:
+        snapshot_written = snapshot_pkl if network_snapshot_ticks is not None else None
+        raise interrupt.Interrupted(stopped_by, snapshot_written, f'kimg {cur_nimg / 1e3:.1f} (step {batch_idx})')
 
 #----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import torch
 
 import calc_metrics
 from metrics import metric_utils
+from tests import malicious
 from tests.cli_errors import one_error_line
 from tests.metrics import standins
 
@@ -135,6 +136,8 @@ CALC_BAD = [ # (case, arguments, exit code, what the error line must mention)
     ('bad-gpus',          ['--metrics=fid50k_full', '--network={pkl}', '--gpus=0'],         2, ['--gpus']),
     ('missing-dataset',   ['--metrics=fid50k_full', '--network={pkl}', '--data={root}/nodata'], 1, ['--data', 'nodata']),
     ('no-network-no-run', ['--metrics=fid50k_full'],                                        1, ['--network', 'training-runs']),
+    ('reduce-pickle',     ['--metrics=fid50k_full', '--network={root}/reduce.pkl'],         1, ['reduce.pkl', 'Refusing', '.system', '--trust-pickle']),
+    ('source-pickle',     ['--metrics=fid50k_full', '--network={root}/source.pkl'],         1, ['source.pkl', 'Refusing', "'Generator'", '--trust-pickle']),
 ]
 
 @pytest.mark.parametrize('case,args,code,mentions', CALC_BAD, ids=[c[0] for c in CALC_BAD])
@@ -145,6 +148,7 @@ def test_bad_input_table(setup, tmp_path, monkeypatch, case, args, code, mention
     (root / 'corrupt.pkl').write_bytes(b'\x80\x04\x95 not really a pickle')
     with open(root / 'nonet.pkl', 'wb') as f:
         pickle.dump(dict(G=None, D=None, G_ema=None), f)
+    malicious.write_network_pickles(str(root), root / 'marker') # they would write root/marker
     monkeypatch.chdir(tmp_path) # no ./training-runs here
     monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
     before = sorted(os.listdir(os.path.dirname(setup['pkl'])))
@@ -154,6 +158,24 @@ def test_bad_input_table(setup, tmp_path, monkeypatch, case, args, code, mention
     assert isinstance(result.exception, SystemExit), f'uncaught {result.exception!r}'
     one_error_line(result.output, mentions, **names)
     assert sorted(os.listdir(os.path.dirname(setup['pkl']))) == before # no metric-*.jsonl written
-    assert sorted(os.listdir(root)) == ['corrupt.pkl', 'nonet.pkl']
+    assert sorted(os.listdir(root)) == ['corrupt.pkl', 'nonet.pkl', 'reduce.pkl', 'source.pkl'] # no marker either
+
+#----------------------------------------------------------------------------
+
+def test_newest_snapshot_is_checked_too(setup, tmp_path):
+    # With no --network, the newest snapshot under ./training-runs is taken unasked: the same refusal, in a real
+    # process; --trust-pickle lets it through (here the "network" then fails to be one).
+    run = tmp_path / 'training-runs' / '00003-evil'
+    run.mkdir(parents=True)
+    paths = malicious.write_network_pickles(str(run), tmp_path / 'marker')
+    os.rename(paths['source'], run / 'network-snapshot-000100.pkl')
+    res = _run(['--metrics=fid50k_full', '--max-items=16', f'--inception={setup["detector"]}', f'--data={setup["data"]}'],
+        cwd=str(tmp_path), cache=tmp_path / 'cache')
+    assert res.returncode == 1, res.stdout + res.stderr
+    one_error_line(res.stdout + res.stderr, ['Refusing to load', 'network-snapshot-000100.pkl', '--trust-pickle'])
+    assert not (tmp_path / 'marker').exists() and not list(run.glob('metric-*'))
+    res = _run(['--metrics=fid50k_full', '--max-items=16', f'--inception={setup["detector"]}', f'--data={setup["data"]}',
+        '--trust-pickle'], cwd=str(tmp_path), cache=tmp_path / 'cache')
+    assert (tmp_path / 'marker').exists(), res.stdout + res.stderr # the flag reached the loader
 
 #----------------------------------------------------------------------------

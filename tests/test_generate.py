@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 import generate
 from stylegan_som import legacy
+from tests import malicious
 from tests.cli_errors import one_error_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -172,6 +173,21 @@ def bad_files(snapshot, tmp_path_factory):
     with open(root / 'nonet.pkl', 'wb') as f:
         pickle.dump(dict(G=None, D=None, G_ema=None), f)
     (root / 'a-file').write_text('x')
+    # A diverged run: NaN weights; and finite weights so large that the output overflows.
+    G_ema = snapshot[1]
+    for name, scale in [('nanweights', float('nan')), ('overflow', 1e30)]:
+        G = copy.deepcopy(G_ema)
+        with torch.no_grad():
+            for p in G.parameters():
+                p.mul_(scale)
+        files[name] = str(root / f'{name}.pkl')
+        with open(files[name], 'wb') as f:
+            pickle.dump(dict(G=G, D=None, G_ema=G, augment_pipe=None, training_set_kwargs=None), f)
+    np.savez(root / 'nan_w.npz', w=np.full([1, G_ema.num_ws, G_ema.w_dim], np.nan, dtype=np.float32))
+    files['nan_w'] = str(root / 'nan_w.npz')
+    # Pickles that would run code (a __reduce__ calling os.system, an embedded source): refused without a trace.
+    files['marker'] = str(root / 'marker')
+    files.update(malicious.write_network_pickles(str(root), files['marker']))
     return files
 
 GENERATE_BAD = [ # (case, arguments, exit code, what the error line must mention)
@@ -186,6 +202,13 @@ GENERATE_BAD = [ # (case, arguments, exit code, what the error line must mention
     ('conditional-no-class', ['--network={pkl}', '--seeds=0'],                   2, ['--class', f'{C_DIM} classes']),
     ('class-out-of-range',   ['--network={pkl}', '--seeds=0', f'--class={C_DIM}'], 2, ['--class', str(C_DIM)]),
     ('trunc-text',           ['--network={pkl}', '--seeds=0', '--trunc=high'],   2, ["'--trunc'", 'high']),
+    ('trunc-nan',            ['--network={pkl}', '--seeds=0', '--trunc=nan'],    2, ["'--trunc'", 'nan', 'finite']),
+    ('trunc-inf',            ['--network={pkl}', '--seeds=0', '--trunc=-inf'],   2, ["'--trunc'", '-inf', 'finite']),
+    ('nan-weights',          ['--network={nanweights}', '--seeds=0'],            1, ['--network', 'nanweights.pkl', 'non-finite weights']),
+    ('output-overflows',     ['--network={overflow}', '--seeds=0-2', '--class=0'], 1, ['--network', 'overflow.pkl', 'seed 0', 'not finite']),
+    ('reduce-pickle',        ['--network={reduce}', '--seeds=0'],                1, ['--network', 'reduce.pkl', 'Refusing', '.system', '--trust-pickle']),
+    ('source-pickle',        ['--network={source}', '--seeds=0'],                1, ['--network', 'source.pkl', 'Refusing', "'Generator'", '--trust-pickle']),
+    ('projected-w-nan',      ['--network={pkl}', '--projected-w={nan_w}'],       2, ['--projected-w', 'nan_w.npz', 'NaN']),
     ('outdir-is-a-file',     ['--network={pkl}', '--seeds=0', '--class=0', '--outdir={file}'], 2, ['--outdir', 'a-file']),
 ]
 
@@ -198,11 +221,35 @@ def test_bad_input_table(bad_files, tmp_path, case, args, code, mentions):
     assert isinstance(result.exception, SystemExit), f'uncaught {result.exception!r}'
     one_error_line(result.output, mentions, **bad_files)
     assert not out.exists() # nothing written
+    assert not os.path.exists(bad_files['marker']) # no code from a pickle ran
 
 def test_bad_input_real_process(bad_files, tmp_path):
     res = _run(f'--network={bad_files["missing"]}', '--seeds=0', f'--outdir={tmp_path / "o"}')
     assert res.returncode == 1, res.stderr
     assert one_error_line(res.stderr).startswith(f'Error: --network={bad_files["missing"]}: ')
     assert not (tmp_path / 'o').exists()
+
+def test_trust_pickle(tmp_path, monkeypatch):
+    # A working network whose embedded source is unknown: refused in a real process (exit 1, one line, nothing run),
+    # drawn with --trust-pickle or SGSOM_TRUST_PICKLES=1.
+    monkeypatch.delenv('SGSOM_TRUST_PICKLES', raising=False)
+    marker = tmp_path / 'marker'
+    G = malicious.write_unknown_source_network(str(tmp_path / 'unknown.pkl'), marker, z_dim=8, c_dim=0, w_dim=8,
+        img_resolution=16, img_channels=3, mapping_kwargs=dict(num_layers=1), synthesis_kwargs=dict(channel_base=128, channel_max=8))
+    res = _run(f'--network={tmp_path / "unknown.pkl"}', '--seeds=0', f'--outdir={tmp_path / "o"}', '--device=cpu')
+    assert res.returncode == 1, res.stderr
+    one_error_line(res.stderr, ['Refusing to load', 'unknown.pkl', '--trust-pickle', 'SGSOM_TRUST_PICKLES=1'])
+    assert not marker.exists() and not (tmp_path / 'o').exists()
+    res = _run(f'--network={tmp_path / "unknown.pkl"}', '--seeds=0', f'--outdir={tmp_path / "o"}', '--device=cpu', '--trust-pickle')
+    assert res.returncode == 0, res.stderr
+    assert marker.exists() and os.listdir(tmp_path / 'o') == ['seed0000.png']
+    expected = dict(generate.generate_from_seeds(G, [0]))[0]
+    with PIL.Image.open(tmp_path / 'o' / 'seed0000.png') as img:
+        assert np.array_equal(np.asarray(img), expected)
+    os.remove(marker)
+    env = dict(os.environ, PYTHONPATH=REPO, SGSOM_TRUST_PICKLES='1')
+    res = subprocess.run([sys.executable, os.path.join(REPO, 'generate.py'), f'--network={tmp_path / "unknown.pkl"}', '--seeds=1',
+        f'--outdir={tmp_path / "o"}', '--device=cpu'], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and marker.exists(), res.stderr
 
 #----------------------------------------------------------------------------

@@ -14,6 +14,8 @@ import numpy as np
 import PIL.Image
 import pytest
 
+from tests import malicious
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(REPO), 'shared', 'data')
 
@@ -358,6 +360,13 @@ def bad_inputs(tmp_path_factory):
     (root / 'truncated' / 'img0001.png').write_bytes(png[:len(png) // 2]) # header intact, pixels cut off
     paths['notes'] = str(root / 'notes.txt')
     (root / 'notes.txt').write_text('not a dataset, not a pickle, not a folder')
+    # CIFAR-10 python batches whose pickle would create a file (inside root, so the tree check sees it) if it ran.
+    from tests.stylegan_som.test_dataset import _make_cifar_tarball
+    from tests.malicious import MarkerWriter
+    paths['evil_cifar'] = str(root / 'cifar-10-python.tar.gz')
+    _make_cifar_tarball(paths['evil_cifar'], per_batch=1, replace={'data_batch_1': MarkerWriter(root / 'ran', 'system')})
+    # Network pickles that would run code (see tests/malicious.py), again writing root/ran.
+    paths.update(malicious.write_network_pickles(str(root), root / 'ran'))
     return paths
 
 BAD_CLI = [ # (case, arguments, what the error line must mention)
@@ -367,6 +376,7 @@ BAD_CLI = [ # (case, arguments, what the error line must mention)
     ('mixed-resolutions', ['--data={mixed}'],                         ['--data', 'Mixed image sizes', 'zz_big.png', '32x32']),
     ('non-square',        ['--data={nonsquare}'],                     ['--data', 'square', 'wide0.png', '32x16']),
     ('not-a-dataset',     ['--data={notes}'],                         ['--data', 'notes.txt']),
+    ('cifar-runs-code',   ['--data={evil_cifar}'],                    ['--data', 'Refusing to read {evil_cifar}', 'data_batch_1', 'system']),
     ('cond-no-labels',    ['--data={plain}', '--cond=1'],             ['--cond=1', 'labels', '{plain}']),
     ('cond-not-bool',     ['--data={plain}', '--cond=maybe'],         ["'--cond'", 'maybe']),
     ('kimg-zero',         ['--data={plain}', '--kimg=0'],             ['--kimg', '0']),
@@ -377,6 +387,8 @@ BAD_CLI = [ # (case, arguments, what the error line must mention)
     ('metrics-unknown',   ['--data={plain}', '--metrics=fid_nope'],   ['--metrics', 'fid_nope']),
     ('resume-missing',    ['--data={plain}', '--resume={root}/gone.pkl'], ['--resume', 'gone.pkl']),
     ('resume-not-pickle', ['--data={plain}', '--resume={notes}'],     ['--resume', 'notes.txt']),
+    ('resume-reduce',     ['--data={plain}', '--resume={reduce}'],    ['--resume', 'Refusing to load', 'reduce.pkl', '.system', '--trust-pickle']),
+    ('resume-source',     ['--data={plain}', '--resume={source}'],    ['--resume', 'Refusing to load', 'source.pkl', "'Generator'", '--trust-pickle']),
     ('outdir-is-file',    ['--data={plain}', '--outdir={notes}'],     ['--outdir', 'notes.txt']),
     ('outdir-under-file', ['--data={plain}', '--outdir={notes}/runs'], ['--outdir', 'notes.txt']),
 ]
@@ -423,6 +435,87 @@ def test_bad_input_exit_codes(bad_inputs, tmp_path):
     res = run_train(f'--outdir={bad_inputs["notes"]}', f'--data={bad_inputs["plain"]}', '--cfg=tiny')
     assert res.returncode == 2, res.stderr
     assert one_error_line(res.stderr) == f'Error: --outdir: {bad_inputs["notes"]} is a file, not a folder'
+
+def test_dataset_pickle_never_runs(bad_inputs, tmp_path):
+    # A real process, with --dry-run (which reads the data to report its size): one line, exit 2, no marker.
+    from tests.cli_errors import one_error_line
+    res = run_train(f'--outdir={tmp_path}/runs', f'--data={bad_inputs["evil_cifar"]}', '--cfg=tiny', '--dry-run')
+    assert res.returncode == 2, res.stdout[-3000:] + res.stderr[-3000:]
+    one_error_line(res.stderr, ['--data', 'Refusing to read', bad_inputs['evil_cifar'], 'data_batch_1 refers to'])
+    assert not os.path.exists(os.path.join(bad_inputs['root'], 'ran')) and not os.path.exists(tmp_path / 'runs')
+
+def test_diverged_run_stops_without_a_snapshot(tmp_path):
+    # --glr=1e30: G's first step throws its weights far out, and D's gradients on those fakes are NaN in the first
+    # step. The run stops there (exit 4), says where and which loss, and writes no snapshot.
+    from tests.cli_errors import one_error_line
+    from stylegan_som import snapshot
+    toy = ['--cfg=toy', '--data=ring8', '--kimg=1', '--tick=1', '--snap=1', '--metrics=none']
+    res = run_train(f'--outdir={tmp_path}/a', '--glr=1e30', *toy)
+    assert res.returncode == 4, res.stdout[-3000:] + res.stderr[-3000:]
+    line = one_error_line(res.stdout + res.stderr, ['Error: training diverged at tick 0, kimg 0.0 (step 0)',
+        'the D loss (phase Dboth) has non-finite gradients', 'no snapshot was written before it'])
+    run = tmp_path / 'a' / os.listdir(tmp_path / 'a')[0]
+    assert snapshot.list_snapshots(run) == [] and line in (run / 'log.txt').read_text()
+
+    # Continuing a good run with that rate: the error names the snapshot it continued from, and nothing is added.
+    res = run_train(f'--outdir={tmp_path}/b', *toy)
+    assert res.returncode == 0, res.stdout[-3000:]
+    good = snapshot.list_snapshots(tmp_path / 'b' / os.listdir(tmp_path / 'b')[0])[0]
+    assert good.endswith('network-snapshot-000000.pkl')
+    res = run_train(f'--outdir={tmp_path}/c', '--glr=1e30', f'--resume={good}', *toy)
+    assert res.returncode == 4, res.stdout[-3000:] + res.stderr[-3000:]
+    one_error_line(res.stdout + res.stderr, ['tick 1, kimg 0.3 (step 1)', f'the last good snapshot is {good}'])
+    assert snapshot.find_latest_snapshot(tmp_path / 'c') is None
+
+def test_resume_latest_refuses_code(bad_inputs, tmp_path):
+    # --resume=latest takes the newest snapshot under --outdir unasked: a planted one is refused (real process),
+    # and runs only with --trust-pickle.
+    from tests.cli_errors import one_error_line
+    run = tmp_path / 'runs' / '00001-planted'
+    run.mkdir(parents=True)
+    marker = tmp_path / 'marker'
+    paths = malicious.write_network_pickles(str(run), marker)
+    os.rename(paths['source'], run / 'network-snapshot-000004.pkl')
+    args = [f'--outdir={tmp_path}/runs', f'--data={bad_inputs["plain"]}', '--cfg=tiny', '--resume=latest', '--dry-run']
+    res = run_train(*args)
+    assert res.returncode == 2, res.stdout[-3000:] + res.stderr[-3000:]
+    one_error_line(res.stderr, ['--resume', 'Refusing to load', 'network-snapshot-000004.pkl', "'Generator'", '--trust-pickle'])
+    assert not marker.exists() and os.listdir(tmp_path / 'runs') == ['00001-planted']
+    res = run_train(*args, '--trust-pickle')
+    assert res.returncode == 0 and marker.exists(), res.stdout[-3000:] + res.stderr[-3000:]
+
+def test_snapshot_write_error_stops_with_one_line(tmp_path):
+    # A file-size limit below the snapshot's size stands in for a full disk (EFBIG instead of ENOSPC, same path).
+    import resource
+    import signal
+    from tests.cli_errors import one_error_line
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN) # the write then fails with EFBIG instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000)) # the toy snapshot is ~1.3 MB, the rest < 10 kB
+    cmd = [sys.executable, os.path.join(REPO, 'train.py'), f'--outdir={tmp_path}', '--cfg=toy', '--data=ring8', '--kimg=1',
+        '--metrics=none']
+    res = subprocess.run(cmd, cwd=REPO, env=cpu_env(), capture_output=True, text=True, timeout=600, preexec_fn=limit)
+    assert res.returncode == 5, res.stdout[-3000:] + res.stderr[-3000:]
+    run = tmp_path / os.listdir(tmp_path)[0]
+    one_error_line(res.stdout + res.stderr, [f'Error: Cannot write {run}/network-snapshot-000000.pkl: File too large',
+        'earlier snapshots are intact'])
+    assert not [f for f in os.listdir(run) if f.endswith('.pkl') or f.endswith('.tmp')], os.listdir(run)
+
+def test_run_directory_names(folders, tmp_path):
+    import train
+    desc, _args = train.setup_training_loop_kwargs(data=folders['plain'], cfg='tiny', seed=3, device_type='cpu', outdir=str(tmp_path))
+    assert desc.endswith('-tiny-seed3')
+    desc, _args = train.setup_training_loop_kwargs(data=folders['plain'], cfg='tiny', seed=0, device_type='cpu', outdir=str(tmp_path))
+    assert 'seed' not in desc
+    # The id is taken with mkdir: a run that got there first (a folder, or even a file) pushes this one on.
+    args = dict(run_dir=train.pick_run_dir(str(tmp_path), 'x'))
+    assert args['run_dir'] == str(tmp_path / '00000-x')
+    os.makedirs(tmp_path / '00000-x')
+    (tmp_path / '00001-x').write_text('not a folder')
+    args = train.dnnlib.EasyDict(run_dir=str(tmp_path / '00000-x'))
+    train.create_run_dir(args)
+    assert args.run_dir == str(tmp_path / '00002-x') and os.path.isfile(tmp_path / '00002-x' / 'training_options.json')
+    assert json.load(open(tmp_path / '00002-x' / 'training_options.json'))['run_dir'] == args.run_dir
 
 def test_data_error_line_from_a_worker():
     """A DatasetError raised in a DataLoader worker comes back as the same type with the worker's traceback

@@ -12,16 +12,25 @@ runs against whichever `dnnlib` / `torch_utils` is installed at load time.
 
 The decorator also records the constructor arguments (`obj.init_args`, `obj.init_kwargs`), which lets a
 loaded network be rebuilt with current code and its parameters copied over by name.
+
+Executing a file's code is what the format does, so `load()` does it only for code known to be safe: the pickle
+may name only tensor, array and container reconstructors (NETWORK_GLOBALS), and an embedded module source runs
+only when it is byte-identical to a module of this installation or its SHA-256 is in KNOWN_SOURCES (releases of
+upstream code bases). `load(f, trust=True)`, or SGSOM_TRUST_PICKLES=1, is plain pickle.load, for files one trusts.
 """
 
 import copy
+import functools
 import hashlib
 import io
+import os
 import pickle
 import sys
 import types
 
 import dnnlib
+
+from . import safe_pickle
 
 #----------------------------------------------------------------------------
 
@@ -194,5 +203,117 @@ def _check_pickleable(obj):
         return x
     with io.BytesIO() as f:
         pickle.dump(strip(obj), f)
+
+#----------------------------------------------------------------------------
+
+#----------------------------------------------------------------------------
+# Loading without running unknown code.
+
+TRUST_ENV = 'SGSOM_TRUST_PICKLES' # =1: load every pickle as plain pickle.load would (--trust-pickle)
+
+# SHA-256 of module sources that pickles from other code bases carry and that run without --trust-pickle: the
+# released files, hashed from the public repositories (no code of theirs is kept here), as inspect.getsource()
+# embeds them: UTF-8 without the byte-order mark upstream's files start with, newlines as \n.
+KNOWN_SOURCES = {
+    '53b4e1ec457171d4e2c1454d48013765ab626141c35cdd383b020950effe11a5':
+        'NVlabs/stylegan2-ada-pytorch training/networks.py (375a436, unchanged up to d72cc7d)',
+    '77eb17876bc7ba87cdc9281caf925daf507ce0937b84d0f32134d4d08e13061e':
+        'NVlabs/stylegan2-ada-pytorch training/augment.py (375a436, unchanged up to d72cc7d)',
+    'ec2d73b7115a041fde638f46d7568822df8ddb7267aa389564fbc157c2dc0ae9':
+        'liweileev/SOMGAN codes/style/training/Generators/StyleGenerator.py (11ec1c0)',
+    'a5780bba6904f5fbeaed3f09daae2fb5c51ba437f4f05f0439247b866a251799':
+        'liweileev/SOMGAN codes/style/training/Discriminators/StyleDiscriminator.py (11ec1c0)',
+    'ec7861a98e3e346c1c291d996d3792b64debeafb42d7b4012b697bdd4791cc75':
+        'liweileev/SOMGAN codes/style/training/augment.py (11ec1c0)',
+}
+
+# Packages of this code base (beside torch_utils) whose installed modules' sources are trusted as they are.
+PROJECT_PACKAGES = ('dnnlib', 'torch_utils', 'stylegan_som', 'metrics')
+
+_TORCH_REBUILDERS = ['_utils._rebuild_tensor', '_utils._rebuild_tensor_v2', '_utils._rebuild_tensor_v3',
+    '_utils._rebuild_parameter', '_utils._rebuild_parameter_with_state', '_utils._rebuild_device_tensor_from_numpy',
+    '_utils._rebuild_meta_tensor_no_storage', '_tensor._rebuild_from_type', '_tensor._rebuild_from_type_v2']
+NETWORK_GLOBALS = safe_pickle.DATA_GLOBALS | frozenset(
+    [f'torch.{name}' for name in _TORCH_REBUILDERS] +
+    ['torch.Tensor', 'torch.nn.parameter.Parameter', 'torch.Size', 'torch.device'] +
+    ['dnnlib.util.EasyDict', 'dnnlib.EasyDict']
+)
+
+class UntrustedPickle(pickle.UnpicklingError):
+    """A pickle that load() refuses; the message says what it would have run."""
+
+def trust_from_env():
+    return os.environ.get(TRUST_ENV, '').strip().lower() in ('1', 'true', 'yes')
+
+def load(f, trust=None, unpickler_class=None):
+    """Unpickle a network pickle from the binary file `f`, refusing (UntrustedPickle, or safe_pickle.RefusedGlobal)
+    anything that would run code not known to be safe, before it runs. trust=None: from SGSOM_TRUST_PICKLES.
+    `unpickler_class`: a subclass of NetworkUnpickler, e.g. one that maps more names to stand-ins."""
+    if trust_from_env() if trust is None else trust:
+        return pickle.Unpickler(f).load()
+    return (unpickler_class or NetworkUnpickler)(f).load()
+
+def is_known_source(src):
+    """Whether a module source may run: one of this installation's modules, or a release in KNOWN_SOURCES."""
+    known = _known_cache.get(src)
+    if known is None:
+        digest = hashlib.sha256(src.encode('utf-8')).hexdigest()
+        known = digest in KNOWN_SOURCES or digest in _project_source_digests()
+        _known_cache[src] = known
+    return known
+
+_known_cache = dict() # source -> bool; the many objects of a pickle share one source string
+
+@functools.lru_cache(maxsize=None)
+def _project_source_digests():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    digests = set()
+    for package in PROJECT_PACKAGES:
+        for dirpath, _dirnames, filenames in os.walk(os.path.join(root, package)):
+            for filename in filenames:
+                if filename.endswith('.py'):
+                    # Text mode, no BOM: what inspect.getsource() embeds.
+                    with open(os.path.join(dirpath, filename), encoding='utf-8-sig') as f:
+                        digests.add(hashlib.sha256(f.read().encode('utf-8')).hexdigest())
+    return frozenset(digests)
+
+def _reconstruct_known_obj(meta):
+    """_reconstruct_persistent_obj for load(): the embedded source must be known before it is executed."""
+    src = meta.get('module_src') if isinstance(meta, dict) else None
+    if not isinstance(src, str):
+        raise pickle.UnpicklingError('a persistent object without module source')
+    if not is_known_source(src):
+        digest = hashlib.sha256(src.encode('utf-8')).hexdigest()
+        raise UntrustedPickle(f'it embeds the source of class {meta.get("class_name")!r} (sha256 {digest[:16]}...), '
+            'which is neither a module of this installation nor a known StyleGAN2-ADA/SOMGAN release, and would run it')
+    return _reconstruct_persistent_obj(meta)
+
+def _load_storage_from_bytes(b):
+    # torch.storage._load_from_bytes calls torch.load(weights_only=False), i.e. plain pickle again.
+    import torch # pylint: disable=import-outside-toplevel
+    return torch.load(io.BytesIO(b), weights_only=True)
+
+class NetworkUnpickler(safe_pickle.RestrictedUnpickler):
+    """Resolves NETWORK_GLOBALS, torch dtypes and torch.nn's own layer classes; swaps in the checking versions of
+    the persistent-object and storage reconstructors."""
+    allowed = NETWORK_GLOBALS
+    kind = 'a network pickle'
+
+    def check(self, module, name):
+        if (module, name) == ('torch_utils.persistence', '_reconstruct_persistent_obj'):
+            return _reconstruct_known_obj
+        if (module, name) == ('torch.storage', '_load_from_bytes'):
+            return _load_storage_from_bytes
+        if module == 'torch' or module.startswith('torch.nn.modules.'):
+            import torch # pylint: disable=import-outside-toplevel
+            try:
+                obj = safe_pickle.resolve(module, name)
+            except (ImportError, AttributeError):
+                return None
+            if module == 'torch' and isinstance(obj, torch.dtype): # torch.float32 etc.
+                return obj
+            if module != 'torch' and isinstance(obj, type) and issubclass(obj, torch.nn.Module): # torch.nn.Linear etc.
+                return obj
+        return None
 
 #----------------------------------------------------------------------------

@@ -338,6 +338,18 @@ def test_cli_bad_files(tmp_path):
     result = CliRunner().invoke(attach.main, [f'--network={tmp_path / "missing.pkl"}', f'--out={tmp_path / "no" / "x.pkl"}'])
     assert result.exit_code == 2 and '--out' in result.output
 
+def test_cli_refuses_code(tmp_path, monkeypatch):
+    from tests import malicious # pylint: disable=import-outside-toplevel
+    monkeypatch.delenv('SGSOM_TRUST_PICKLES', raising=False)
+    marker = tmp_path / 'marker'
+    for kind, path in malicious.write_network_pickles(str(tmp_path), marker).items():
+        result = CliRunner().invoke(attach.main, [f'--network={path}', f'--out={tmp_path / "x.pkl"}', '--som-d=4'])
+        assert result.exit_code == 2, result.output
+        assert f'--network: Refusing to load network pickle "{path}"' in result.output and '--trust-pickle' in result.output, kind
+        assert not marker.exists() and not (tmp_path / 'x.pkl').exists()
+    result = CliRunner().invoke(attach.main, [f'--network={tmp_path / "source.pkl"}', f'--out={tmp_path / "x.pkl"}', '--trust-pickle'])
+    assert marker.exists() # the flag reaches the loader (the empty "networks" then cannot be rebuilt)
+
 def test_cli_plugin_errors_are_usage_errors(upstream_made, tmp_path):
     out, _exp = upstream_made
     result = CliRunner().invoke(attach.main, [f'--network={out / "uncond.pkl"}', f'--out={tmp_path / "x.pkl"}', '--d-attn=8'])

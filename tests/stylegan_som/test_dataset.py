@@ -209,13 +209,15 @@ def test_tar_of_upstream_layout_with_dataset_json(tmp_path):
 def _cifar_rows(images): # independent of the reader: R plane, then G, then B, row-major
     return np.stack([np.concatenate([img[:, :, c].reshape(-1) for c in range(3)]) for img in images])
 
-def _make_cifar_tarball(path, per_batch=2, seed=0):
+def _make_cifar_tarball(path, per_batch=2, seed=0, replace=None):
+    """A CIFAR-10 python tarball of 5 small batches; `replace` = {member: object} swaps what a member holds."""
     rnd = np.random.RandomState(seed)
     images = rnd.randint(0, 256, [5 * per_batch, 32, 32, 3]).astype(np.uint8)
     labels = rnd.randint(0, 10, [5 * per_batch]).tolist()
+    replace = replace or {}
     with tarfile.open(path, 'w:gz') as tar:
         def add(name, obj):
-            data = pickle.dumps(obj, protocol=2)
+            data = pickle.dumps(replace.get(name, obj), protocol=2)
             info = tarfile.TarInfo(f'cifar-10-batches-py/{name}')
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -244,6 +246,25 @@ def test_cifar10_extracted_folder(tmp_path):
     with tarfile.open(tmp_path / 'c.tar.gz') as tar:
         tar.extractall(tmp_path / 'x')
     _check_items(ImageFolderDataset(str(tmp_path / 'x'), use_labels=True), images, labels)
+
+@pytest.mark.parametrize('how', ['open', 'system'])
+def test_cifar10_batch_that_runs_code_is_refused(tmp_path, how):
+    from tests.malicious import MarkerWriter
+    marker = tmp_path / 'marker'
+    evil = {'data': MarkerWriter(marker, how), 'labels': [0]}
+    path = str(tmp_path / 'cifar-10-python.tar.gz')
+    _make_cifar_tarball(path, replace={'data_batch_3': evil})
+    with pytest.raises(DatasetError) as info:
+        ImageFolderDataset(path, use_labels=True)
+    assert not marker.exists()
+    msg = str(info.value)
+    assert msg.startswith(f'Refusing to read {path}: data_batch_3 refers to ') and '\n' not in msg
+    assert ('open' if how == 'open' else 'system') in msg
+    with tarfile.open(path) as tar: # and as an extracted folder
+        tar.extractall(tmp_path / 'x')
+    with pytest.raises(DatasetError, match='data_batch_3 refers to'):
+        ImageFolderDataset(str(tmp_path / 'x'), use_labels=True)
+    assert not marker.exists()
 
 def _write_idx(path, array):
     header = struct.pack('>BBBB', 0, 0, 8, array.ndim) + struct.pack(f'>{array.ndim}i', *array.shape)

@@ -160,3 +160,36 @@ def test_module_entry_point(tmp_path):
         f'--dest={tmp_path / "o.zip"}'], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert len(ImageFolderDataset(str(tmp_path / 'o.zip'))) == 2
+
+def test_members_named_dotdot_never_escape(tmp_path):
+    # Members are read from the archive, never extracted by their names: a zip (or tar) whose members climb out
+    # with ../ trains and converts like any other, and writes nothing outside --dest.
+    import tarfile # pylint: disable=import-outside-toplevel
+    rnd = np.random.RandomState(1)
+    imgs = [rnd.randint(0, 256, [4, 4, 3]).astype(np.uint8) for _ in range(2)]
+    blobs = []
+    for img in imgs:
+        buf = io.BytesIO()
+        PIL.Image.fromarray(img).save(buf, format='png')
+        blobs.append(buf.getvalue())
+    (tmp_path / 'src').mkdir()
+    zpath = tmp_path / 'src' / 'climb.zip'
+    with zipfile.ZipFile(zpath, 'w') as z:
+        z.writestr('../../escaped0.png', blobs[0])
+        z.writestr('sub/../../escaped1.png', blobs[1])
+    tpath = tmp_path / 'src' / 'climb.tar'
+    with tarfile.open(tpath, 'w') as tar:
+        for i, blob in enumerate(blobs):
+            info = tarfile.TarInfo(f'../escaped{i}.png')
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    for src in (zpath, tpath):
+        ds = ImageFolderDataset(str(src))
+        assert len(ds) == 2 and sorted(ds[i][0].tobytes() for i in range(2)) == sorted(img.transpose(2, 0, 1).tobytes() for img in imgs)
+        dest = tmp_path / 'out' / src.suffix[1:]
+        res = _run('--source', str(src), '--dest', str(dest))
+        assert res.exit_code == 0, res.output
+        assert sorted(os.path.relpath(os.path.join(d, f), dest) for d, _, fs in os.walk(dest) for f in fs) == \
+            ['00000/img00000000.png', '00000/img00000001.png', 'dataset.json']
+    found = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path.parent) for f in fs if f.startswith('escaped')]
+    assert found == []

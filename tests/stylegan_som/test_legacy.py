@@ -2,6 +2,7 @@
 files, and the promise that pickles written here only need upstream StyleGAN2-ADA's dnnlib/torch_utils."""
 
 import ast
+import hashlib
 import io
 import os
 import pickle
@@ -16,6 +17,8 @@ import torch
 
 from stylegan_som import legacy
 from stylegan_som.legacy import NetworkPickleError
+from tests.malicious import EmbeddedSource, MarkerWriter, write_network_pickles
+from torch_utils import persistence
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -143,7 +146,7 @@ def _child_env(pythonpath):
 
 
 @pytest.fixture(scope='module')
-def foreign(tmp_path_factory):
+def foreign_files(tmp_path_factory):
     """Pickles written by code this process has never imported (see FOREIGN_SRC)."""
     src_dir = tmp_path_factory.mktemp('foreign_src')
     out = tmp_path_factory.mktemp('foreign_pkl')
@@ -156,6 +159,20 @@ def foreign(tmp_path_factory):
     with np.load(out / 'expected.npz') as npz:
         expected = {k: torch.from_numpy(npz[k]) for k in npz.files}
     return out, expected
+
+
+def release_source(monkeypatch, src):
+    """Make `src` one of the known released sources (as upstream's networks.py is), for this test only."""
+    monkeypatch.setitem(persistence.KNOWN_SOURCES, hashlib.sha256(src.encode('utf-8')).hexdigest(), 'a test release')
+    monkeypatch.setattr(persistence, '_known_cache', dict())
+
+
+@pytest.fixture
+def foreign(foreign_files, monkeypatch):
+    """foreign_files, with FOREIGN_SRC standing in for a released upstream source: such pickles load without
+    --trust-pickle, exactly like a real upstream pickle (whose source is in persistence.KNOWN_SOURCES)."""
+    release_source(monkeypatch, FOREIGN_SRC)
+    return foreign_files
 
 #----------------------------------------------------------------------------
 
@@ -311,8 +328,11 @@ def test_missing_code(tmp_path):
         del sys.modules[mod.__name__]
     path = tmp_path / 'by_reference.pkl'
     path.write_bytes(blob)
-    msg = _expect_error(path, 'does not run against')
-    assert 'training_elsewhere' in msg
+    msg = _expect_error(path, 'Refusing to load') # by default nothing outside the allow-list is even looked up
+    assert 'training_elsewhere.Net' in msg and '--trust-pickle' in msg
+    with pytest.raises(NetworkPickleError, match='does not run against') as info: # trusted: upstream's behaviour
+        legacy.load_network_pkl(str(path), trust=True)
+    assert 'training_elsewhere' in str(info.value)
 
 
 def test_tensorflow_pickle(tmp_path):
@@ -335,6 +355,126 @@ def test_tensorflow_pickle(tmp_path):
 def test_in_memory_stream_is_named():
     with pytest.raises(NetworkPickleError, match='in-memory'):
         legacy.load_network_pkl(io.BytesIO(b'\x80\x04garbage'))
+
+#----------------------------------------------------------------------------
+# Safe by default: code the installation does not know is refused before it runs, naming what and the way out.
+
+def test_unknown_embedded_source_is_refused(foreign_files, monkeypatch):
+    out, exp = foreign_files
+    monkeypatch.delenv(persistence.TRUST_ENV, raising=False)
+    before = set(sys.modules)
+    msg = _expect_error(out / 'upstream_layout.pkl', 'Refusing to load')
+    assert set(sys.modules) == before # FOREIGN_SRC was not executed
+    assert "embeds the source of class 'Synthesis'" in msg and '--trust-pickle' in msg and 'SGSOM_TRUST_PICKLES=1' in msg
+    assert '\n' not in msg
+    # Trusted (the flag, or the environment): loaded and run as upstream's loader would.
+    G = legacy.load_network_pkl(str(out / 'upstream_layout.pkl'), trust=True)['G_ema']
+    assert torch.equal(legacy.run_generator(G, exp['z'], exp['c'], truncation_psi=0.7, noise_mode='const'), exp['G'])
+    monkeypatch.setenv(persistence.TRUST_ENV, '1')
+    legacy.load_network_pkl(str(out / 'somgan_layout.pkl'))
+
+
+@pytest.mark.parametrize('kind', ['reduce', 'source'])
+def test_code_in_a_network_pickle_never_runs(tmp_path, monkeypatch, kind):
+    monkeypatch.delenv(persistence.TRUST_ENV, raising=False)
+    marker = tmp_path / 'marker'
+    path = write_network_pickles(str(tmp_path), marker)[kind]
+    msg = _expect_error(path, 'Refusing to load')
+    assert not marker.exists()
+    assert (f'{os.system.__module__}.system' if kind == 'reduce' else "source of class 'Generator'") in msg
+    try: # trusted, the code does run (the test could tell if the refusal failed)
+        legacy.load_network_pkl(path, trust=True)
+    except NetworkPickleError: # os.system's return value is no network
+        assert kind == 'reduce'
+    assert marker.exists()
+
+
+def test_allow_list_is_not_bypassed_inside_containers(tmp_path):
+    # Nested anywhere (training state, a module's __dict__, an ndarray of objects), the same refusal.
+    marker = tmp_path / 'marker'
+    snap = _our_snapshot()
+    for where in ['state', 'objects']:
+        data = dict(snap)
+        if where == 'state':
+            data['training_state'] = dict(version=1, rng=[1, {'x': (MarkerWriter(marker, 'open'),)}])
+        else:
+            data['training_set_kwargs'] = dict(labels=np.array([MarkerWriter(marker, 'open')], dtype=object))
+        path = tmp_path / f'{where}.pkl'
+        path.write_bytes(pickle.dumps(data))
+        _expect_error(path, 'Refusing to load')
+    assert not marker.exists()
+    # An embedded source that differs from the installed module by one byte is not ours any more.
+    src = EmbeddedSource(marker).meta
+    from stylegan_som.networks import stylegan2 # pylint: disable=import-outside-toplevel
+    src['module_src'] = persistence._module_to_src(stylegan2) + '\nopen(%r, "w").close()\n' % str(marker) # pylint: disable=protected-access
+    src['class_name'] = 'Generator'
+    path = tmp_path / 'patched.pkl'
+    path.write_bytes(pickle.dumps(dict(G=_Stub(src))))
+    _expect_error(path, "source of class 'Generator'")
+    assert not marker.exists()
+
+
+class _Stub:
+    def __init__(self, meta):
+        self.meta = meta
+    def __reduce__(self):
+        return (persistence._reconstruct_persistent_obj, (self.meta,)) # pylint: disable=protected-access
+
+
+def test_our_pickles_load_without_trust(tmp_path, monkeypatch):
+    # This installation's modules (networks, augment pipe, plugins) are known; tensors, arrays and torch.nn layers
+    # are allowed: our snapshots need no flag.
+    monkeypatch.delenv(persistence.TRUST_ENV, raising=False)
+    snap = _our_snapshot()
+    snap['training_state'] = dict(version=1, rng=np.random.RandomState(0).get_state(), t=torch.get_rng_state(),
+        opt={'state': {0: {'step': torch.tensor(3.0), 'exp_avg': torch.ones(2)}}, 'param_groups': [{'lr': 0.1, 'betas': (0, 0.99)}]},
+        dtype=torch.float16, size=torch.Size([2, 3]), layer=torch.nn.Linear(2, 2))
+    path = tmp_path / 'ours.pkl'
+    path.write_bytes(pickle.dumps(snap, protocol=4))
+    data = legacy.load_network_pkl(str(path))
+    z = torch.randn([2, 8], generator=torch.Generator().manual_seed(0))
+    c = torch.eye(4)[[0, 1]]
+    with torch.no_grad():
+        assert torch.equal(data['G_ema'](z, c, noise_mode='const'), snap['G_ema'](z, c, noise_mode='const'))
+    st = data['training_state']
+    assert np.array_equal(st['rng'][1], snap['training_state']['rng'][1]) and st['dtype'] is torch.float16
+    assert torch.equal(st['opt']['state'][0]['exp_avg'], torch.ones(2)) and isinstance(st['layer'], torch.nn.Linear)
+    assert float(data['augment_pipe'].p) == 0.5
+
+
+UPSTREAM_ENV = 'SGSOM_UPSTREAM_SRC' # a checkout of NVlabs/stylegan2-ada-pytorch, for the test below
+
+@pytest.mark.skipif(not os.environ.get(UPSTREAM_ENV), reason=f'{UPSTREAM_ENV} (an upstream checkout) not set')
+def test_real_upstream_sources_are_known(tmp_path):
+    # The recorded hashes are those of upstream's files as persistence embeds them, and a pickle written by
+    # upstream's own classes loads without --trust-pickle.
+    root = os.environ[UPSTREAM_ENV]
+    for name in ['training/networks.py', 'training/augment.py']:
+        with open(os.path.join(root, name), encoding='utf-8-sig') as f: # as inspect.getsource() reads it
+            assert persistence.is_known_source(f.read()), name
+    os.makedirs(tmp_path / 'training')
+    for name in ['training/__init__.py', 'training/networks.py', 'training/augment.py']:
+        shutil.copy(os.path.join(root, name), tmp_path / name)
+    writer = textwrap.dedent('''
+        import pickle, sys, numpy as np, torch
+        from training import networks, augment
+        torch.manual_seed(0)
+        G = networks.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3,
+            synthesis_kwargs=dict(channel_base=256, channel_max=16)).eval().requires_grad_(False)
+        aug = augment.AugmentPipe(xflip=1)
+        z = torch.from_numpy(np.random.RandomState(1).randn(2, 8))
+        np.save('img.npy', G(z, None, noise_mode='const').numpy())
+        pickle.dump(dict(G=G, D=None, G_ema=G, augment_pipe=aug), open('up.pkl', 'wb'))
+    ''')
+    res = subprocess.run([sys.executable, '-c', writer], cwd=str(tmp_path), env=_child_env([str(tmp_path), REPO]),
+        capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    shutil.rmtree(tmp_path / 'training')
+    data = legacy.load_network_pkl(str(tmp_path / 'up.pkl'), trust=False)
+    z = torch.from_numpy(np.random.RandomState(1).randn(2, 8))
+    with torch.no_grad():
+        img = data['G_ema'](z, None, noise_mode='const')
+    assert np.abs(img.numpy() - np.load(tmp_path / 'img.npy')).max() < 1e-5
 
 #----------------------------------------------------------------------------
 # Pickles written here must load with upstream's dnnlib/torch_utils: every embedded module may only use

@@ -59,6 +59,24 @@ def test_atomic_write_survives_kill(tmp_path):
     assert torn > 0 # at least one kill hit the middle of a write (writes take most of the writer's time)
     assert snapshot.list_snapshots(tmp_path) == [str(target)]
 
+@pytest.mark.parametrize('where', ['mkstemp', 'write', 'fsync'])
+def test_write_error_keeps_the_previous_snapshot(tmp_path, monkeypatch, where):
+    import errno
+    target = tmp_path / 'network-snapshot-000004.pkl'
+    snapshot.atomic_write_pickle(dict(i=1), target)
+    def full(*_args, **_kwargs):
+        if where == 'write':
+            _args[1].write(b'partial')
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    target_fn = dict(mkstemp=(snapshot.tempfile, 'mkstemp'), write=(snapshot.pickle, 'dump'), fsync=(snapshot.os, 'fsync'))[where]
+    monkeypatch.setattr(*target_fn, full)
+    with pytest.raises(snapshot.SnapshotWriteError) as info:
+        snapshot.atomic_write_pickle(dict(i=2), target)
+    monkeypatch.undo()
+    assert str(info.value) == f'Cannot write {target}: No space left on device; nothing was replaced, earlier snapshots are intact'
+    assert isinstance(info.value, OSError)
+    assert _load(target) == dict(i=1) and os.listdir(tmp_path) == [target.name] # old file intact, no temporary left
+
 def test_find_latest_snapshot(tmp_path):
     assert snapshot.find_latest_snapshot(tmp_path / 'missing') is None
     for run, kimgs in [('00000-a', [0, 4, 12]), ('00001-a-resumecustom', [16, 20]), ('00002-a-resumecustom', [])]:
@@ -196,6 +214,53 @@ def test_kill_and_resume(data8, tmp_path):
     assert _opt_diff(a, b) < 1e-4
     # And the comparison can fail: the runs did move away from the state they were resumed from.
     assert _max_diff(a, _load(ref_run / 'network-snapshot-000000.pkl')) > 1e-3
+
+def _wait_for_snapshot(proc, outdir, kimg):
+    deadline = time.time() + 300
+    while not (snapshot.find_latest_snapshot(outdir) or '').endswith(f'network-snapshot-{kimg:06d}.pkl'):
+        assert proc.poll() is None, 'training ended before it could be signalled:\n' + proc.stdout.read()[-3000:]
+        assert time.time() < deadline
+        time.sleep(0.1)
+
+def test_sigterm_saves_and_resumes(data8, tmp_path):
+    # SIGTERM a second into tick 1, then keep sending SIGINT and SIGTERM every 50 ms until the process is gone:
+    # the first signal ends the run after its step with an interrupt snapshot, the rest land in the step, the write
+    # and the shutdown and change nothing. --resume=latest then ends where an uninterrupted run ends.
+    ref, victim = tmp_path / 'ref', tmp_path / 'victim'
+    ref_proc = _start(ref, f'--data={data8}', '--kimg=1')
+    victim_proc = _start(victim, f'--data={data8}', '--kimg=1')
+    _wait_for_snapshot(victim_proc, victim, kimg=0)
+    time.sleep(1.0)
+    victim_proc.send_signal(signal.SIGTERM)
+    repeats = 0
+    while victim_proc.poll() is None:
+        time.sleep(0.05)
+        victim_proc.send_signal((signal.SIGINT, signal.SIGTERM)[repeats % 2])
+        repeats += 1
+    out = victim_proc.communicate()[0]
+    assert victim_proc.returncode == 143, out[-3000:]
+    assert repeats >= 2 and 'Traceback' not in out, out[-3000:]
+    run = victim / os.listdir(victim)[0]
+    pkl = snapshot.find_latest_snapshot(victim)
+    lines = [line for line in out.splitlines() if line.startswith('Interrupted')]
+    assert lines == [f'Interrupted by SIGTERM at kimg {lines[0].split("kimg ")[1].split(" ")[0]} '
+        f'(step {lines[0].split("(step ")[1].split(")")[0]}): wrote the interrupt snapshot {pkl}; to continue, run the same '
+        f'command with --resume=latest (or --resume={pkl})'], out[-3000:]
+    assert 'Stopping for SIGTERM after step' in (run / 'log.txt').read_text()
+    state = _load(pkl)['training_state']
+    assert state['interrupted'] == 'SIGTERM' and 1 < state['batch_idx'] < 1000 // 8 # mid-run, after the first snapshot
+    assert not [f for f in os.listdir(run) if f.endswith('.tmp')]
+
+    res = run_train(f'--outdir={victim}', f'--data={data8}', '--kimg=1', '--resume=latest', *COMMON)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert f'continuing the run of {pkl} at kimg {state["cur_nimg"] / 1000:.1f}' in res.stdout
+    _finish(ref_proc)
+    a = _load(ref / os.listdir(ref)[0] / 'network-snapshot-000001.pkl')
+    b = _load(victim / sorted(os.listdir(victim))[-1] / 'network-snapshot-000001.pkl')
+    assert a['training_state']['cur_nimg'] == b['training_state']['cur_nimg'] == 1000
+    assert a['training_state']['augment_p'] == pytest.approx(b['training_state']['augment_p'], abs=1e-9)
+    assert _max_diff(a, b) < 1e-4 and _opt_diff(a, b) < 1e-4
+    assert _max_diff(a, _load(pkl)) > 1e-3 # the comparison can fail: the resumed run moved on from the snapshot
 
 def test_ddp_matches_single_process(data8, tmp_path):
     # 2 processes x 4 images vs 1 process x 2 rounds x 4 images: same global batch of 8, same mbstd groups.
