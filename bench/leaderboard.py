@@ -250,25 +250,36 @@ def _fmt(stat, digits, unit=''):
         return 'n/a'
     return f'{mean:.{digits}f}' + (f' ± {std:.{digits}f}' if n > 1 else '') + unit
 
-def _mark(text, win):
-    return f'**{text}**†' if win else text
+# Marks, strongest first: beating every K=1 baseline of the row, or the best unpacked one (plain or rpgan: the
+# baselines a SOM column replaces one for one; PacGAN changes what D sees).
+MARKS = (('†', True), ('‡', False))
 
-def format_cell(s, base=None, mode_digits=2):
-    """'modes / HQ / KL' with marks where s beats base; '(n/N seeds)' and failures when short."""
+def _mark(text, mark):
+    return f'**{text}**{mark}' if mark else text
+
+def _win(bases, s, key, lower_is_better=False):
+    """The strongest mark whose baseline s beats on `key`, or ''."""
+    for (mark, _), base in zip(MARKS, bases):
+        if base is not None and beats(base[key], s[key], lower_is_better=lower_is_better):
+            return mark
+    return ''
+
+def format_cell(s, bases=(), mode_digits=2):
+    """'modes / HQ / KL' with marks where s beats the baselines (MARKS order); '(n/N seeds)' and failures when
+    short."""
     if s['n'] == 0:
         return f'not run ({s["failed"]} failed)' if s['failed'] else 'not run'
-    win_kl = base is not None and beats(base['kl'], s['kl'], lower_is_better=True)
-    win_modes = base is not None and beats(base['modes'], s['modes'])
-    text = (f'{_mark(_fmt(s["modes"], mode_digits), win_modes)} / {_fmt(s["hq"], 1, "%")} / '
-        f'{_mark(_fmt(s["kl"], 3), win_kl)}')
+    text = (f'{_mark(_fmt(s["modes"], mode_digits), _win(bases, s, "modes"))} / {_fmt(s["hq"], 1, "%")} / '
+        f'{_mark(_fmt(s["kl"], 3), _win(bases, s, "kl", lower_is_better=True))}')
     short = [f'{s["n"]}/{s["planned"]} seeds'] if s['n'] < s['planned'] else []
     short += [f'{s["failed"]} failed'] if s['failed'] else []
     short += [f'{s["empty"]} on no mode'] if s.get('empty') else []
     return text + (f' ({", ".join(short)})' if short else '')
 
-def best_baseline(cells, columns):
-    """The K=1 cell of lowest mean KL (the primary metric), or None."""
-    base = [cells[c] for c in cells if columns[c]['k'] == 1 and cells[c]['n'] > 0 and np.isfinite(cells[c]['kl'][0])]
+def best_baseline(cells, columns, packed=True):
+    """The K=1 cell of lowest mean KL (the primary metric), PacGAN's included or not, or None."""
+    base = [cells[c] for c in cells if columns[c]['k'] == 1 and cells[c]['n'] > 0 and np.isfinite(cells[c]['kl'][0])
+        and (packed or columns[c]['pack'] is None)]
     return min(base, key=lambda s: s['kl'][0]) if base else None
 
 def build_table(records, plan, columns, regimes=REGIMES, notes=()):
@@ -278,11 +289,11 @@ def build_table(records, plan, columns, regimes=REGIMES, notes=()):
     for regime, cells in plan.items():
         reg = regimes[regime]
         stats = {c: summarise_cell(records, jobs) for c, jobs in cells.items()}
-        base = best_baseline(stats, columns)
+        bases = [best_baseline(stats, columns, packed) for _, packed in MARKS]
         row = []
         for c in names:
             som = columns[c]['k'] > 1
-            row.append(format_cell(stats[c], base if som else None, 1 if reg['modes'] and reg['modes'] >= 100 else 2)
+            row.append(format_cell(stats[c], bases if som else (), 1 if reg['modes'] and reg['modes'] >= 100 else 2)
                 if c in stats else '·')
         cpu = sorted({f'{s["cpu"][0]:.0f}' for s in stats.values() if s['n']}, key=float)
         jobs = next(iter(cells.values()))
@@ -291,8 +302,9 @@ def build_table(records, plan, columns, regimes=REGIMES, notes=()):
     legend = ['', 'Each cell: covered modes / high-quality share / KL (reverse KL to uniform modes for the 2-D toys and '
         'discs8, KL for stacked MNIST; lower is better), **mean ± std** (sample standard deviation) over the n seeds '
         'of the protocol; "(n/N seeds)" where fewer are done. '
-        '**x**†: a SOM column beats the row\'s best K=1 baseline (K=1 column of lowest mean KL) by more than two '
-        'standard errors of the difference of means (Welch: sqrt(s1²/n1 + s2²/n2)), on KL (lower) or modes (more). '
+        '**x**†: a SOM column beats the row\'s best K=1 baseline (K=1 column of lowest mean KL, PacGAN included) by '
+        'more than two standard errors of the difference of means (Welch: sqrt(s1²/n1 + s2²/n2)), on KL (lower) or '
+        'modes (more); **x**‡: it beats the best of K=1 plain and K=1 rpgan so, but not PacGAN. '
         '"on no mode": runs none of whose samples lies on a mode (KL undefined), counted at the KL of a collapse '
         'onto one mode, log(modes). ·: not in the regime\'s protocol. Same length, networks and seeds in a row.',
         '', 'Regimes: ' + '; '.join(f'{r}: --data={regimes[r]["data"]} --cfg={regimes[r]["cfg"]}'

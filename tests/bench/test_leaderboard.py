@@ -199,3 +199,22 @@ def test_tiny_sitting(lb, tmp_path, capsys):
     capsys.readouterr()
     assert lb.main([a for a in argv if not a.startswith('--extra-column')] + ['--no-write']) == 0
     assert '2 runs in the selection, 2 already in' in capsys.readouterr().out and len(runs.read_text().splitlines()) == 3
+
+def test_table_marks_against_pacgan_apart(lb):
+    # PacGAN's KL 0.05 +- 0.01 is the row's best; SOM's 0.12 beats K=1 plain (0.32) by far but not PacGAN: ‡, not †.
+    plan = _plan(lb, ['ring8'], ['K=1 plain', 'PacGAN', 'SOM K=4'], seeds=(0, 1, 2))
+    records = []
+    for s, kl in enumerate([0.30, 0.32, 0.34]):
+        records.append(_record(plan['ring8']['K=1 plain'][s], 8, 0.9, kl))
+    for s, kl in enumerate([0.04, 0.05, 0.06]):
+        records.append(_record(plan['ring8']['PacGAN'][s], 8, 0.9, kl))
+    for s, kl in enumerate([0.10, 0.12, 0.14]):
+        records.append(_record(plan['ring8']['SOM K=4'][s], 8, 0.95, kl))
+    row = lb.build_table(records, plan, dict(lb.COLUMNS)).splitlines()[2]
+    assert row.split(' | ')[3] == '8.00 ± 0.00 / 95.0 ± 0.0% / **0.120 ± 0.020**‡'
+    # And with SOM below PacGAN by more than two standard errors: †.
+    records = [r for r in records if r['column'] != 'SOM K=4']
+    for s, kl in enumerate([0.010, 0.012, 0.014]):
+        records.append(_record(plan['ring8']['SOM K=4'][s], 8, 0.95, kl))
+    row = lb.build_table(records, plan, dict(lb.COLUMNS)).splitlines()[2]
+    assert row.split(' | ')[3] == '8.00 ± 0.00 / 95.0 ± 0.0% / **0.012 ± 0.002**†'
