@@ -258,13 +258,13 @@ def _mark(text, mark):
     return f'**{text}**{mark}' if mark else text
 
 def _win(bases, s, key, lower_is_better=False):
-    """The strongest mark whose baseline s beats on `key`, or ''."""
-    for (mark, _), base in zip(MARKS, bases):
+    """The strongest mark whose baseline (the best K=1 cell on `key`, by MARKS) s beats on `key`, or ''."""
+    for (mark, _), base in zip(MARKS, bases.get(key, ())):
         if base is not None and beats(base[key], s[key], lower_is_better=lower_is_better):
             return mark
     return ''
 
-def format_cell(s, bases=(), mode_digits=2):
+def format_cell(s, bases={}, mode_digits=2): # pylint: disable=dangerous-default-value
     """'modes / HQ / KL' with marks where s beats the baselines (MARKS order); '(n/N seeds)' and failures when
     short."""
     if s['n'] == 0:
@@ -276,11 +276,13 @@ def format_cell(s, bases=(), mode_digits=2):
     short += [f'{s["empty"]} on no mode'] if s.get('empty') else []
     return text + (f' ({", ".join(short)})' if short else '')
 
-def best_baseline(cells, columns, packed=True):
-    """The K=1 cell of lowest mean KL (the primary metric), PacGAN's included or not, or None."""
-    base = [cells[c] for c in cells if columns[c]['k'] == 1 and cells[c]['n'] > 0 and np.isfinite(cells[c]['kl'][0])
+def best_baseline(cells, columns, packed=True, key='kl'):
+    """The K=1 cell best on `key` (lowest mean KL, or most modes), PacGAN's included or not, or None."""
+    base = [cells[c] for c in cells if columns[c]['k'] == 1 and cells[c]['n'] > 0 and np.isfinite(cells[c][key][0])
         and (packed or columns[c]['pack'] is None)]
-    return min(base, key=lambda s: s['kl'][0]) if base else None
+    if not base:
+        return None
+    return min(base, key=lambda s: s[key][0]) if key == 'kl' else max(base, key=lambda s: s[key][0])
 
 def build_table(records, plan, columns, regimes=REGIMES, notes=()):
     """plan: {regime: {column: [jobs]}} in table order; columns: the column table (for K). Markdown lines."""
@@ -289,11 +291,11 @@ def build_table(records, plan, columns, regimes=REGIMES, notes=()):
     for regime, cells in plan.items():
         reg = regimes[regime]
         stats = {c: summarise_cell(records, jobs) for c, jobs in cells.items()}
-        bases = [best_baseline(stats, columns, packed) for _, packed in MARKS]
+        bases = {key: [best_baseline(stats, columns, packed, key) for _, packed in MARKS] for key in ('kl', 'modes')}
         row = []
         for c in names:
             som = columns[c]['k'] > 1
-            row.append(format_cell(stats[c], bases if som else (), 1 if reg['modes'] and reg['modes'] >= 100 else 2)
+            row.append(format_cell(stats[c], bases if som else {}, 1 if reg['modes'] and reg['modes'] >= 100 else 2)
                 if c in stats else '·')
         cpu = sorted({f'{s["cpu"][0]:.0f}' for s in stats.values() if s['n']}, key=float)
         jobs = next(iter(cells.values()))
@@ -302,9 +304,9 @@ def build_table(records, plan, columns, regimes=REGIMES, notes=()):
     legend = ['', 'Each cell: covered modes / high-quality share / KL (reverse KL to uniform modes for the 2-D toys and '
         'discs8, KL for stacked MNIST; lower is better), **mean ± std** (sample standard deviation) over the n seeds '
         'of the protocol; "(n/N seeds)" where fewer are done. '
-        '**x**†: a SOM column beats the row\'s best K=1 baseline (K=1 column of lowest mean KL, PacGAN included) by '
-        'more than two standard errors of the difference of means (Welch: sqrt(s1²/n1 + s2²/n2)), on KL (lower) or '
-        'modes (more); **x**‡: it beats the best of K=1 plain and K=1 rpgan so, but not PacGAN. '
+        '**x**†: a SOM column beats the row\'s best K=1 baseline on that figure (the K=1 column of lowest mean KL, or '
+        'of most modes, PacGAN included) by more than two standard errors of the difference of means (Welch: '
+        'sqrt(s1²/n1 + s2²/n2)); **x**‡: it beats the best of K=1 plain and K=1 rpgan so, but not PacGAN. '
         '"on no mode": runs none of whose samples lies on a mode (KL undefined), counted at the KL of a collapse '
         'onto one mode, log(modes). ·: not in the regime\'s protocol. Same length, networks and seeds in a row.',
         '', 'Regimes: ' + '; '.join(f'{r}: --data={regimes[r]["data"]} --cfg={regimes[r]["cfg"]}'

@@ -218,3 +218,17 @@ def test_table_marks_against_pacgan_apart(lb):
         records.append(_record(plan['ring8']['SOM K=4'][s], 8, 0.95, kl))
     row = lb.build_table(records, plan, dict(lb.COLUMNS)).splitlines()[2]
     assert row.split(' | ')[3] == '8.00 ± 0.00 / 95.0 ± 0.0% / **0.012 ± 0.002**†'
+
+def test_modes_mark_against_the_baseline_with_most_modes(lb):
+    # PacGAN has the best KL but the fewest modes; rpgan the most modes. SOM's 24 modes beat PacGAN's 21 by far,
+    # but not rpgan's 24.5: no mark on modes (the baseline of a figure is the best K=1 column on that figure).
+    plan = _plan(lb, ['grid25'], ['K=1 rpgan', 'PacGAN', 'SOM K=4'], seeds=(0, 1, 2))
+    records = []
+    for s, (m, kl) in enumerate([(24, 0.40), (25, 0.39), (24.5, 0.41)]):
+        records.append(_record(plan['grid25']['K=1 rpgan'][s], m, 0.4, kl))
+    for s, (m, kl) in enumerate([(21, 0.30), (21, 0.31), (21, 0.32)]):
+        records.append(_record(plan['grid25']['PacGAN'][s], m, 0.02, kl))
+    for s, m in enumerate([24, 24, 24]):
+        records.append(_record(plan['grid25']['SOM K=4'][s], m, 0.3, 0.45))
+    row = lb.build_table(records, plan, dict(lb.COLUMNS)).splitlines()[2]
+    assert row.split(' | ')[3] == '24.00 ± 0.00 / 30.0 ± 0.0% / 0.450 ± 0.000'
