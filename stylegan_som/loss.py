@@ -158,7 +158,7 @@ class StyleGAN2Loss(Loss):
             raise ValueError(f'som_kwargs.prototype_rate must be in (0, 1], got {prototype_rate}')
         self.som_bmu = bmu
         self.som_prototype_rate = float(prototype_rate)
-        self._prototypes = None # [K, F] float32 on the CPU: with bmu='prototype', a Kohonen map of D's features
+        self._prototypes = None # [K, F] float32 on the device: with bmu='prototype', a Kohonen map of D's features
         if bmu == 'prototype':
             self._feature_module() # fail at set-up, not at the first step
         self._som_distances = None # [K, K] on self.device, built for the first K seen
@@ -195,7 +195,7 @@ class StyleGAN2Loss(Loss):
         if not self._uses_prototypes(logits):
             return logits
         if self._prototypes is None:
-            self._prototypes = som.init_prototypes(features, logits.shape[1]).cpu()
+            self._prototypes = som.init_prototypes(features, logits.shape[1])
         return som.prototype_scores(features, self._prototypes).to(logits.dtype)
 
     def _real_weights(self, real_logits, real_features=None, learn=True):
@@ -209,7 +209,7 @@ class StyleGAN2Loss(Loss):
         if learn and self._uses_prototypes(real_logits):
             self._bmu_scores(real_logits, real_features) # initialises the map on the first batch
             self._prototypes = som.update_prototypes(self._prototypes, real_features, distances, sigma,
-                self.som_prototype_rate).cpu()
+                self.som_prototype_rate)
         scores = self._bmu_scores(real_logits, real_features)
         return som.neighbourhood_weights(scores, distances, sigma, normalize=self.som_normalize)
 
@@ -230,7 +230,7 @@ class StyleGAN2Loss(Loss):
 
     def _track_occupancy(self, side, logits):
         """Running mean (decay occupancy_decay per step) of the share of `side`'s samples each head wins."""
-        batch = som.bmu_occupancy(logits.detach()).cpu()
+        batch = som.bmu_occupancy(logits.detach()) # stays on the device: no host sync per step
         old = self._occupancy[side]
         new = batch if old is None or old.shape != batch.shape else batch.lerp(old, self.som_occupancy_decay)
         self._occupancy[side] = new
@@ -247,18 +247,18 @@ class StyleGAN2Loss(Loss):
         state = dict(pl_mean=self.pl_mean.detach().cpu().clone())
         for side, occupancy in self._occupancy.items():
             if occupancy is not None:
-                state[f'som_occupancy_{side}'] = occupancy.clone()
+                state[f'som_occupancy_{side}'] = occupancy.detach().cpu().clone()
         if self._prototypes is not None:
-            state['som_prototypes'] = self._prototypes.clone()
+            state['som_prototypes'] = self._prototypes.detach().cpu().clone()
         return state
 
     def load_state_dict(self, state):
         self.pl_mean.copy_(torch.as_tensor(state['pl_mean']).to(self.pl_mean.device))
         for side in self._occupancy:
             value = state.get(f'som_occupancy_{side}')
-            self._occupancy[side] = None if value is None else torch.as_tensor(value, dtype=torch.float32).clone()
+            self._occupancy[side] = None if value is None else torch.as_tensor(value, dtype=torch.float32).to(self.device).clone()
         value = state.get('som_prototypes')
-        self._prototypes = None if value is None else torch.as_tensor(value, dtype=torch.float32).clone()
+        self._prototypes = None if value is None else torch.as_tensor(value, dtype=torch.float32).to(self.device).clone()
 
     def _autocast(self):
         return torch.autocast('cpu', dtype=torch.bfloat16, enabled=self.bf16)
