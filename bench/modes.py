@@ -159,7 +159,7 @@ def run_one(job):
         snaps = sorted(f for f in os.listdir(out_dir) if f.startswith('network-snapshot-'))
         with open(os.path.join(out_dir, snaps[-1]), 'rb') as f:
             G = legacy.load_network_pkl(f)['G_ema']
-        if metric == 'modes_stacked_mnist':
+        if metric in ('modes_stacked_mnist', 'modes_mnist'): # the digit classifier's training data
             train.use_builtin_mnist_for_metrics()
         torch.manual_seed(job['seed']) # the metric's latents
         result = metric_main.calc_metric(metric=metric, G=G, dataset_kwargs=args.training_set_kwargs, num_gpus=1,
