@@ -5,7 +5,6 @@ import importlib
 import json
 import math
 import os
-import shutil
 import sys
 
 import pytest
