@@ -874,6 +874,7 @@ def data_error_line(err):
     return ' '.join(line.strip() for line in lines)
 
 def _run(rank, args, device):
+    from metrics import metric_main
     from stylegan_som import interrupt, training_loop
     from stylegan_som.dataset_sources import DatasetError
     from stylegan_som.nonfinite import NonFiniteError
@@ -884,7 +885,10 @@ def _run(rank, args, device):
         custom_ops.verbosity = 'none'
     try:
         with interrupt.StopOnSignal() as stop: # SIGTERM/SIGINT: finish the step, write a snapshot, exit 143/130
-            training_loop.training_loop(rank=rank, device=device, stop_fn=stop.requested, **args)
+            loop_args = dict(args)
+            callbacks = metric_main.training_callbacks(loop_args.pop('metrics', []))
+            training_loop.training_loop(rank=rank, device=device, stop_fn=stop.requested, snapshot_callbacks=callbacks,
+                **loop_args)
     except interrupt.Interrupted as err:
         if rank == 0:
             print(err)

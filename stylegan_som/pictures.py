@@ -131,8 +131,11 @@ def draw_occupancy(occupancy, topology='grid', cell=48):
         draw.text((box[0] + 4, box[1] + cell // 2 - 6), f'{100 * v:.0f}%', fill=(0, 0, 0) if t < 0.6 else (255, 255, 255))
     return np.asarray(img)
 
+def occupancy_image(occupancy, topology='grid'):
+    return PIL.Image.fromarray(draw_occupancy(occupancy, topology), 'RGB')
+
 def save_occupancy(occupancy, fname, topology='grid'):
-    PIL.Image.fromarray(draw_occupancy(occupancy, topology), 'RGB').save(fname)
+    occupancy_image(occupancy, topology).save(fname)
 
 def save_occupancy_from_stats(stats, fname, topology='grid'):
     """Heat map of the occupancy in a stats dict; nothing (False) for a run without SOM heads."""
