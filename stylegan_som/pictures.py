@@ -1,5 +1,5 @@
 """Snapshot pictures beyond image grids, drawn with PIL only: scatter plots of 2-D samples over the mode centres
-(runs on ring8 / grid25, see dataset_points) and heat maps of the SOM heads' BMU occupancy (the share of real
+(runs on ring8 / grid25, see data/points.py) and heat maps of the SOM heads' BMU occupancy (the share of real
 samples each head wins, reported by the loss as 'SOM/occupancy/<k>')."""
 
 import numpy as np

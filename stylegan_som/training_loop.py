@@ -264,7 +264,7 @@ def training_loop(
     if rank == 0:
         print('Loading training set...')
     training_set = dnnlib.util.construct_class_by_name(**training_set_kwargs)
-    points_data = getattr(training_set, 'is_points', False) # 2-D point data (dataset_points): scatter plots
+    points_data = getattr(training_set, 'is_points', False) # 2-D point data (data/points.py): scatter plots
     if rank == 0:
         print()
         print('Num images: ', len(training_set))
