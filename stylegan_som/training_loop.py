@@ -1,5 +1,7 @@
-"""The main training loop: StyleGAN2-ADA's phases, EMA, ADA, ticks, snapshots and metrics, plus a training
-state in every snapshot so that a killed run resumes on exactly the same trajectory.
+"""The main training loop: StyleGAN2-ADA's phases, EMA, ADA, ticks and snapshots, plus a training state in every
+snapshot so that a killed run resumes on exactly the same trajectory. What is evaluated at a snapshot (metrics)
+comes in as callbacks built by the caller, and what the loss reports per tick (e.g. the SOM heads' occupancy)
+comes from loss.tick_report, so the loop names neither.
 
 Randomness is tied to the position in training rather than to one long RNG stream: the data order is a
 function of (seed, image index), and every (step, phase, accumulation round) draws its latents, labels, noise

@@ -8,7 +8,7 @@ import dnnlib
 from stylegan_som import plugins
 from stylegan_som.loss import StyleGAN2Loss
 from stylegan_som.loss import regularisers
-from tests.stylegan_som.test_loss import _G, _D, _grads, _assert_close
+from tests.stylegan_som.loss.test_loss import _G, _D, _grads, _assert_close
 
 CPU = torch.device('cpu')
 
