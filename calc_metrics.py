@@ -25,7 +25,7 @@ from stylegan_som import legacy
 
 # Dataset classes recorded by upstream pickles, and their equivalents here.
 _DATASET_CLASS_ALIASES = {
-    'training.dataset.ImageFolderDataset': 'stylegan_som.dataset.ImageFolderDataset',
+    'training.dataset.ImageFolderDataset': 'stylegan_som.data.images.ImageFolderDataset',
 }
 
 def find_latest_snapshot(outdir='training-runs'):
@@ -235,7 +235,7 @@ def _calc_metrics(ctx, network_pkl, metrics, data, mirror, gpus, verbose, incept
     args.dataset_kwargs = dnnlib.EasyDict()
     if any(n.data for n in needs):
         if data is not None:
-            args.dataset_kwargs = dnnlib.EasyDict(class_name='stylegan_som.dataset.ImageFolderDataset', path=data)
+            args.dataset_kwargs = dnnlib.EasyDict(class_name='stylegan_som.data.images.ImageFolderDataset', path=data)
             origin = '--data'
         elif network_dict['training_set_kwargs'] is not None:
             args.dataset_kwargs = dnnlib.EasyDict(network_dict['training_set_kwargs'])

@@ -80,7 +80,7 @@ def init_dataset_kwargs(data, cfg=None, require_pow2=True):
     dnnlib.util.construct_class_by_name, recording resolution, label use and size explicitly so that every
     process and metric sees the same dataset. Returns (kwargs, name for the run directory).
     require_pow2=False admits e.g. 28x28 images, for the small backbones."""
-    from stylegan_som.dataset import dataset_kwargs_from_data
+    from stylegan_som.data import dataset_kwargs_from_data
     try:
         kwargs, name = dataset_kwargs_from_data(data, cfg, require_pow2=require_pow2)
     except (IOError, OSError, ValueError) as err: # the dataset code names the file; we name the flag
@@ -500,8 +500,8 @@ def use_builtin_mnist_for_metrics(mnist_dir=None):
     run trains on) or else the built-in MNIST files (those the built-in stacked-MNIST set was made from), unless
     SGSOM_MNIST_DIR already names a folder."""
     if not os.environ.get('SGSOM_MNIST_DIR'):
-        from stylegan_som import datasets_builtin
-        os.environ['SGSOM_MNIST_DIR'] = mnist_dir or datasets_builtin.idx_dataset_dir('mnist')
+        from stylegan_som.data import builtin
+        os.environ['SGSOM_MNIST_DIR'] = mnist_dir or builtin.idx_dataset_dir('mnist')
 
 def _setup_backbone(args, desc, arch=None, g_arch=None, cfg=None, metrics=None, aug=None, cbase=None, cmax=None,
         map_depth=None, mbstd_group=None, freezed=None, nhwc=None, mirror=None, workers=None, glr=None):
@@ -874,8 +874,9 @@ def data_error_line(err):
     return ' '.join(line.strip() for line in lines)
 
 def _run(rank, args, device):
+    from metrics import metric_main
     from stylegan_som import interrupt, training_loop
-    from stylegan_som.dataset_sources import DatasetError
+    from stylegan_som.data import DatasetError
     from stylegan_som.nonfinite import NonFiniteError
     from stylegan_som.legacy import NetworkPickleError
     from stylegan_som.snapshot import SnapshotWriteError
@@ -884,7 +885,10 @@ def _run(rank, args, device):
         custom_ops.verbosity = 'none'
     try:
         with interrupt.StopOnSignal() as stop: # SIGTERM/SIGINT: finish the step, write a snapshot, exit 143/130
-            training_loop.training_loop(rank=rank, device=device, stop_fn=stop.requested, **args)
+            loop_args = dict(args)
+            callbacks = metric_main.training_callbacks(loop_args.pop('metrics', []))
+            training_loop.training_loop(rank=rank, device=device, stop_fn=stop.requested, snapshot_callbacks=callbacks,
+                **loop_args)
     except interrupt.Interrupted as err:
         if rank == 0:
             print(err)

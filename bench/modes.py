@@ -151,7 +151,9 @@ def run_one(job):
             if procs > 1:
                 torch.multiprocessing.spawn(fn=_train_rank, args=(args, out_dir), nprocs=procs)
             else:
-                training_loop.training_loop(rank=0, device=torch.device('cpu'), **args)
+                loop_args = dict(args)
+                callbacks = metric_main.training_callbacks(loop_args.pop('metrics', []))
+                training_loop.training_loop(rank=0, device=torch.device('cpu'), snapshot_callbacks=callbacks, **loop_args)
         finally:
             sys.stdout = stdout
             log.close()

@@ -361,7 +361,7 @@ def bad_inputs(tmp_path_factory):
     paths['notes'] = str(root / 'notes.txt')
     (root / 'notes.txt').write_text('not a dataset, not a pickle, not a folder')
     # CIFAR-10 python batches whose pickle would create a file (inside root, so the tree check sees it) if it ran.
-    from tests.stylegan_som.test_dataset import _make_cifar_tarball
+    from tests.stylegan_som.data.test_images import _make_cifar_tarball
     from tests.malicious import MarkerWriter
     paths['evil_cifar'] = str(root / 'cifar-10-python.tar.gz')
     _make_cifar_tarball(paths['evil_cifar'], per_batch=1, replace={'data_batch_1': MarkerWriter(root / 'ran', 'system')})
@@ -522,7 +522,7 @@ def test_data_error_line_from_a_worker():
     as its text; train.py reports only the dataset's own message."""
     import torch
     import train
-    from stylegan_som.dataset_sources import DatasetError
+    from stylegan_som.data import DatasetError
     class Broken(torch.utils.data.Dataset):
         def __len__(self):
             return 2

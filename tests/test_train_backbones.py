@@ -121,7 +121,7 @@ def test_stacked_mnist_scored_by_default(tmp_path, monkeypatch):
     # classifier trained on the MNIST files the set was made from.
     import zipfile
     import train
-    from stylegan_som import datasets_builtin
+    from stylegan_som.data import builtin as datasets_builtin
     folder = make_image_folder(tmp_path / 'digits', num=4, res=28)
     zip_path = tmp_path / 'cache' / 'stacked-mnist.zip'
     os.makedirs(zip_path.parent)
