@@ -8,18 +8,23 @@ import re
 import dnnlib
 from .spec import UserError
 
-def check_outdir(outdir, flag='--outdir'):
-    """Before anything is read, printed or written: the folder exists and is writable, or it can be created under
-    its nearest existing parent."""
+def outdir_problem(outdir):
+    """Why `outdir` cannot hold output (None if it can): it must be a writable folder, or be creatable under its
+    nearest existing parent. Checked before anything is read, printed or written."""
     path = os.path.abspath(outdir)
     while not os.path.exists(path):
         path = os.path.dirname(path)
+    where = '' if path == os.path.abspath(outdir) else f', so {outdir} cannot be created'
     if not os.path.isdir(path):
-        where = '' if path == os.path.abspath(outdir) else f', so {outdir} cannot be created'
-        raise UserError(f'{flag}: {path} is a file, not a folder{where}')
+        return f'{path} is a file, not a folder{where}'
     if not os.access(path, os.W_OK | os.X_OK):
-        where = '' if path == os.path.abspath(outdir) else f', so {outdir} cannot be created'
-        raise UserError(f'{flag}: {path} is not writable{where}')
+        return f'{path} is not writable{where}'
+    return None
+
+def check_outdir(outdir):
+    problem = outdir_problem(outdir)
+    if problem is not None:
+        raise UserError(f'--outdir: {problem}')
 
 def pick_run_dir(outdir, desc):
     prev = [x for x in os.listdir(outdir) if os.path.isdir(os.path.join(outdir, x))] if os.path.isdir(outdir) else []
