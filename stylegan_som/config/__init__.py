@@ -2,8 +2,9 @@
 performance.py, output.py), each a list of options and one apply(opts, args) that turns their values into
 training_loop kwargs; the --cfg presets as data (presets.py); run directories (rundir.py).
 
-A new flag is one Option in the group it belongs to plus what its group's apply does with it (opts.<name>);
-setup_training_loop_kwargs and --help pick it up from GROUPS."""
+A new flag is one Option in the group it belongs to: with `sets='kwarg'` (and `minimum`, `tag`) when it only sets
+one training_loop kwarg, else plus what its group's apply does with opts.<name>. setup_training_loop_kwargs and
+--help pick it up from GROUPS."""
 
 import torch
 
@@ -21,8 +22,8 @@ GROUPS = [data.GROUP, networks.GROUP, som_plugins.GROUP, loss.GROUP, length.GROU
 # dataset's resolution; length fixes the batch split the network checks need; the backbone replaces the StyleGAN2
 # kwargs before performance and loss settings go on them; plugins go on the final networks, and --som-share=none
 # wraps D last; output compares a --resume pickle with the final kwargs.
-PIPELINE = [data.apply, base.apply, length.apply, networks.apply, performance.apply, loss.apply, som_plugins.apply,
-    output.apply]
+PIPELINE = [data.GROUP.apply, base.apply, length.GROUP.apply, networks.GROUP.apply, performance.GROUP.apply,
+    loss.GROUP.apply, som_plugins.GROUP.apply, output.GROUP.apply]
 
 def option_names():
     return [name for group in GROUPS for name in group.names()]

@@ -12,7 +12,7 @@ def objective_defaults(loss):
     from stylegan_som.losses.base import defaults_of # pylint: disable=import-outside-toplevel
     return defaults_of(dnnlib.util.get_obj_by_name(plugins.LOSSES.class_name(loss)))
 
-# (option name, flag, description part, lowest value allowed (exclusive with '>'), where it goes)
+# (option name, flag, run-name part, optimizer kwargs) of the learning rates
 _RATES = [('glr', '--glr', 'glr', 'G_opt_kwargs'), ('dlr', '--dlr', 'dlr', 'D_opt_kwargs')]
 
 def _apply_weights(opts, args):

@@ -25,9 +25,6 @@ def apply(opts, args):
         args.cudnn_benchmark = False
     if opts.allow_tf32:
         args.allow_tf32 = True
-    if opts.workers is not None:
-        check(opts.workers >= 1, f'--workers must be at least 1, got {opts.workers}')
-        args.data_loader_kwargs.num_workers = opts.workers
     bf16 = opts.bf16
     if bf16 is None and small(opts.cfg).get('bf16') == 'auto': # the config's default, where it is a speed-up
         bf16 = opts.device_type == 'cpu' and cpu_has_native_bf16() and not per_layer
@@ -39,7 +36,8 @@ def apply(opts, args):
 
 GROUP = Group('Performance', [
     Option('--gpus',       help='Processes to train with: one per GPU, or CPU processes without CUDA [default: 1]', type=int, metavar='INT'),
-    Option('--workers',    help='Data-loading worker processes per training process [default: 3, at most the cores per process]', type=int, metavar='INT'),
+    Option('--workers',    help='Data-loading worker processes per training process [default: 3, at most the cores per process]', type=int, metavar='INT',
+        sets='data_loader_kwargs.num_workers', minimum=1),
     Option('--fp32',       help='Train in float32 throughout (no fp16 layers)', type=bool, metavar='BOOL'),
     Option('--bf16',       help='On a CPU, run G and D in bfloat16 autocast (faster with AVX-512 BF16 or AMX) [default: stacked-mnist: true on such a CPU; else false]', type=bool, metavar='BOOL'),
     Option('--nhwc',       help='Channels-last memory layout for the fp16 layers', type=bool, metavar='BOOL'),
