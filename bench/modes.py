@@ -208,7 +208,8 @@ def _train_rank(rank, args, out_dir):
     sys.path.insert(0, REPO)
     import train
     sys.stdout = open(os.devnull, 'w')
-    train.subprocess_fn(rank, args, out_dir, device_type='cpu')
+    from metrics import metric_main
+    train.subprocess_fn(rank, args, out_dir, device_type='cpu', callbacks_fn=metric_main.training_callbacks)
 
 #----------------------------------------------------------------------------
 # Table.
