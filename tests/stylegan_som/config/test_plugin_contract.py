@@ -121,3 +121,9 @@ def test_block_flags(tmp_path):
     with pytest.raises(train.UserError, match='--d-blocks: the mlp backbone has no inserted blocks'):
         train.setup_training_loop_kwargs(data='ring8', cfg='toy', d_blocks=['attention@1'], device_type='cpu',
             metrics=[], outdir=str(tmp_path / 'runs'))
+
+def test_docs_page_holds_the_examples():
+    # The contract test runs docs/plugins.md's three files; its registry block is the lines it appends.
+    assert [p[1] for p in plugin_examples.PLUGINS] == ['toyloss', 'toyhead', 'toyblock']
+    doc = open(plugin_examples.DOC, encoding='utf-8').read()
+    assert '```python\n' + plugin_examples.register_lines() + '```' in doc
