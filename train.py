@@ -1129,8 +1129,9 @@ def main(ctx, outdir, dry_run, **config_kwargs):
       minimax    The original minimax loss (G minimises log(1 - D(G(z)))); no R1.
       hinge      Hinge loss; R1.
       lsgan      Least squares (targets 0 for fakes, 1 for reals); R1.
+      lsgan-sigmoid  Least squares on sigmoid(D) instead of the raw logit (MSG-GAN's name); R1.
       softmax    SoftMax GAN (softmax over the batch); R1.
-      rahinge    Relativistic average hinge; R1.
+      rahinge    Relativistic average hinge (also --loss=relativistic-hinge, MSG-GAN's name); R1.
       rpgan      Relativistic pairing, softplus(D(G(z)) - D(x)) per pair (R3GAN); R1 and R2 (--r2-gamma), every step.
       wgan       Wasserstein, D's weights clipped to [-0.01, 0.01] after each step; no R1.
       wgan-gp    Wasserstein with gradient penalty 10 on interpolates (lazy, like R1); no R1.

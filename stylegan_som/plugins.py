@@ -66,8 +66,10 @@ LOSSES.register('hinge',     'stylegan_som.losses.hinge.Hinge')
 LOSSES.register('wgan',      'stylegan_som.losses.wgan.WGAN')
 LOSSES.register('wgan-gp',   'stylegan_som.losses.wgan_gp.WGANGP')
 LOSSES.register('lsgan',     'stylegan_som.losses.lsgan.LSGAN')
+LOSSES.register('lsgan-sigmoid', 'stylegan_som.losses.lsgan_sigmoid.LSGANSigmoid')
 LOSSES.register('softmax',   'stylegan_som.losses.softmax.SoftmaxGAN')
 LOSSES.register('rahinge',   'stylegan_som.losses.rahinge.RelativisticAverageHinge')
+LOSSES.register('relativistic-hinge', 'stylegan_som.losses.rahinge.RelativisticAverageHinge') # MSG-GAN's name
 LOSSES.register('rpgan',     'stylegan_som.losses.rpgan.RelativisticPairing')
 
 # Backbones (--arch): modules holding a Generator and a Discriminator class.
