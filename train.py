@@ -145,6 +145,8 @@ def setup_training_loop_kwargs(
     som_normalize=None, som_g_weights=None, som_bmu=None, r2_gamma=None, d_reg_interval=None,
     # Discriminator head (see _setup_d_head).
     d_head=None,
+    # Equalised learning rate of the small backbones; D steps per G step.
+    eq_lr=None, n_critic=None,
     # Self-attention blocks and D's normalisation (see _setup_attention_norm).
     g_attn=None, d_attn=None, d_sn=None, d_bn=None,
 ):
@@ -418,6 +420,7 @@ def setup_training_loop_kwargs(
         som_sigma_start=som_sigma_start, som_sigma_end=som_sigma_end, som_share=som_share, som_normalize=som_normalize,
         som_g_weights=som_g_weights, som_bmu=som_bmu, cfg=cfg)
     desc = _setup_regularisers(args, desc, loss=loss, r2_gamma=r2_gamma, d_reg_interval=d_reg_interval)
+    desc = _setup_eq_lr_n_critic(args, desc, eq_lr=eq_lr, n_critic=n_critic)
 
     # Whether --resume continues its run: last, once every option has shaped G_kwargs and D_kwargs (the
     # pickle's recorded kwargs are compared with the final ones).
@@ -433,13 +436,14 @@ def setup_training_loop_kwargs(
 # Discriminator head (--d-head).
 
 def _head_names():
-    """StyleGAN2's own label projection, then every registered head plugin."""
+    """StyleGAN2's own label projection, the small backbones' input concatenation (CGAN), then every registered
+    head plugin."""
     from stylegan_som import plugins
-    return ['cmap'] + plugins.HEADS.names()
+    return ['cmap', 'concat'] + plugins.HEADS.names()
 
 def _head_is_conditional(d_head):
     from stylegan_som import plugins
-    return d_head == 'cmap' or getattr(dnnlib.util.get_obj_by_name(plugins.HEADS.class_name(d_head)), 'conditional', False)
+    return d_head in ('cmap', 'concat') or getattr(dnnlib.util.get_obj_by_name(plugins.HEADS.class_name(d_head)), 'conditional', False)
 
 def _setup_d_head(args, desc, d_head=None, cond=None):
     """--d-head: how D turns its features into scores. Default: StyleGAN2's own conditioning (cmap, a projection
@@ -455,6 +459,9 @@ def _setup_d_head(args, desc, d_head=None, cond=None):
         _check(args.D_kwargs.class_name == 'stylegan_som.networks.stylegan2.Discriminator',
             f'--d-head=cmap exists only in the StyleGAN2 discriminator, not in {args.D_kwargs.class_name}')
         args.D_kwargs.pop('head_kwargs', None)
+    elif d_head == 'concat': # CGAN: labels enter with D's input; the head is unconditional (checked per backbone)
+        args.D_kwargs.pop('head_kwargs', None)
+        args.D_kwargs.concat_labels = True
     else:
         args.D_kwargs.head_kwargs = dnnlib.EasyDict(class_name=plugins.HEADS.class_name(d_head))
     return desc + f'-{d_head}'
@@ -480,7 +487,7 @@ SMALL_CFGS = {
 # SOM_DEFAULTS_BY_CFG) did better. See bench/RESULTS.md for what these settings reach.
 
 # Plugin options another part of train.py may have put on the StyleGAN2 kwargs; they carry over to any backbone.
-_D_PLUGIN_KEYS = ('num_heads', 'head_kwargs', 'attn_resolutions', 'attn_kwargs', 'spectral_norm')
+_D_PLUGIN_KEYS = ('num_heads', 'head_kwargs', 'attn_resolutions', 'attn_kwargs', 'spectral_norm', 'concat_labels')
 _G_PLUGIN_KEYS = ('attn_resolutions', 'attn_kwargs')
 
 # Backbones whose G and D may be mixed (--g-arch): image convnets with z_dim = w_dim and no mapping by default.
@@ -791,6 +798,32 @@ def _setup_som_and_loss(args, desc, gamma=None, loss=None, som_d=None, som_topo=
 
 #----------------------------------------------------------------------------
 
+def _setup_eq_lr_n_critic(args, desc, eq_lr=None, n_critic=None):
+    """--eq-lr: equalised learning rate in the small backbones' layers (StyleGAN2's always has it). --n-critic: D
+    steps per G step (every loss keeps 1 unless given); and the head options that need a check on the final D."""
+    D_kwargs = args.D_kwargs.get('discriminator_kwargs', args.D_kwargs) # --som-share=none: each member's
+    backbone = D_kwargs.class_name.rsplit('.', 2)[-2]
+    if D_kwargs.get('concat_labels'):
+        _check('concat_labels' in _d_init_params(D_kwargs), f'--d-head=concat is for the small backbones '
+            f'(dcgan, resnet, mlp), not {backbone}; StyleGAN2 conditions D with --d-head=cmap or projection')
+    if D_kwargs is not args.D_kwargs and D_kwargs.get('head_kwargs', {}).get('class_name'):
+        head = dnnlib.util.get_obj_by_name(D_kwargs.head_kwargs.class_name)
+        _check(not callable(getattr(head, 'aux_loss', None)),
+            '--d-head=acgan does not combine with --som-share=none: its classifier sits on one shared trunk')
+    if eq_lr is not None:
+        stylegan2 = args.G_kwargs.class_name == 'stylegan_som.networks.stylegan2.Generator'
+        _check(not stylegan2 or eq_lr, '--eq-lr=0: StyleGAN2\'s layers always have an equalised learning rate')
+        if eq_lr and not stylegan2:
+            args.G_kwargs.synthesis_kwargs.eq_lr = args.G_kwargs.mapping_kwargs.eq_lr = True
+            D_kwargs.eq_lr = True
+            desc += '-eqlr'
+    if n_critic is not None:
+        _check(n_critic >= 1, f'--n-critic must be at least 1, got {n_critic}')
+        if n_critic > 1:
+            args.n_critic = n_critic
+            desc += f'-ncritic{n_critic}'
+    return desc
+
 def _continues_run(args):
     """Whether --resume continues the run that wrote the pickle (restoring optimizer states, counters, p and
     RNG) rather than starting a new run from its weights (upstream's transfer learning). It continues when the
@@ -1059,7 +1092,9 @@ def _augpipe_names():
 @click.option('--som-g-weights', help='How G\'s loss weighs the heads: mean (all alike), neighbourhood (per fake, the heads around its own best-matching head), balance (neighbourhood, with the share of fakes that over-occupy their head\'s unit sent to the units fakes under-occupy, by the reals\' and fakes\' running shares of units), transport (each fake sent to one unit by a balanced assignment of the batch in the reals\' unit shares, then its neighbourhood) [default: transport with --cfg=toy, neighbourhood with stacked-mnist, else mean]', type=click.Choice(_som_choices('G_WEIGHTINGS')))
 @click.option('--som-bmu',      help='A sample\'s unit on the map: logit (its highest-scoring head), prototype (its nearest prototype in D\'s features, a Kohonen map learnt from the reals) [default: logit]', type=click.Choice(_som_choices('BMU_RULES')))
 @click.option('--som-share',    help='trunk: K heads on one shared D trunk; none: K complete discriminators [default: trunk]', type=click.Choice(list(SOM_SHARE)))
-@click.option('--d-head',       help='D head: cmap (StyleGAN2\'s label projection), projection (Miyato & Koyama), linear, mlp (a hidden layer per head) [default: cmap with --cond=1, else linear]', type=click.Choice(_head_names()))
+@click.option('--d-head',       help='D head: cmap (StyleGAN2\'s label projection), concat (CGAN: labels concatenated to D\'s input; dcgan, resnet, mlp), projection (Miyato & Koyama), acgan (real/fake logits plus an auxiliary classifier, its cross-entropy added to both losses), linear, mlp (a hidden layer per head) [default: cmap with --cond=1, else linear]', type=click.Choice(_head_names()))
+@click.option('--eq-lr',        help='Equalised learning rate in the layers of dcgan, resnet and mlp (StyleGAN2 always has it) [default: false]', type=bool, metavar='BOOL')
+@click.option('--n-critic',     help='D steps per G step (WGAN\'s n_critic); --kimg counts the reals D sees [default: 1]', type=int, metavar='INT')
 
 # Attention and spectral normalisation.
 @click.option('--g-attn',       help='Self-attention in G on the features after these resolutions\' blocks, comma-separated [default: none]', callback=_comma_list, metavar='LIST')

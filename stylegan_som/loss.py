@@ -102,7 +102,12 @@ class StyleGAN2Loss(Loss):
     between the batch means of D's final features on reals and on fakes (feature_distance), the features being what D's
     head scores (small backbones: the input of `head`; StyleGAN2: of the epilogue's `out`). A per-sample
     adversarial loss tells a fake how to look more real; this batch statistic also says which kinds of images
-    G draws too often, e.g. one digit over another."""
+    G draws too often, e.g. one digit over another.
+
+    A head that declares an auxiliary loss (split_outputs and aux_loss, e.g. ACGAN's classifier, heads/acgan.py)
+    returns extra outputs after the logits; they are split off in run_D, and aux_loss(extra, labels) is added,
+    per sample, to D's loss on reals and on fakes and to G's loss on fakes (labels: the dataset's for reals, G's
+    conditioning for fakes). Penalties (R1, GP) and the SOM weights see the logits alone."""
 
     def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None, style_mixing_prob=0.9, r1_gamma=10,
             pl_batch_shrink=2, pl_decay=0.01, pl_weight=2, objective='stylegan2', som_kwargs={}, gp_weight=0,
@@ -129,6 +134,7 @@ class StyleGAN2Loss(Loss):
         self.fm_weight = fm_weight
         if fm_weight:
             self._feature_module() # fail at set-up, not at the first G step
+        self.aux_head = self._find_aux_head()
         self._init_som(**som_kwargs)
 
     # SOM heads. Nothing here is training state: sigma follows from (cur_nimg, total_nimg).
@@ -279,15 +285,19 @@ class StyleGAN2Loss(Loss):
             img = self.G_synthesis(ws)
         return img.float(), ws
 
-    def run_D(self, img, c, sync):
+    def run_D(self, img, c, sync, aux=False):
+        """D's logits [N, K]; with aux=True also the extra outputs of an aux-loss head (None without one)."""
         if self.augment_pipe is not None:
             img = self.augment_pipe(img)
         with misc.ddp_sync(self.D, sync), self._autocast():
             logits = self.D(img, c)
-        return logits.float()
+        logits, extra = logits.float(), None
+        if self.aux_head is not None:
+            logits, extra = self.aux_head.split_outputs(logits)
+        return (logits, extra) if aux else logits
 
-    def _feature_module(self):
-        """The module whose first input is the features D's head scores (for feature matching)."""
+    def _head_module(self):
+        """D's head: the module whose first input is the features it scores, or None."""
         D = getattr(self.D, 'module', self.D) # under DDP
         for path in ('head', 'b4.out'):
             module = D
@@ -295,28 +305,56 @@ class StyleGAN2Loss(Loss):
                 module = getattr(module, name, None)
             if isinstance(module, torch.nn.Module):
                 return module
-        raise ValueError(f'fm_weight: feature matching needs a D with a `head` or `b4.out` module, and '
-            f'{type(D).__name__} has neither')
+        return None
 
-    def run_D_features(self, img, c, sync):
-        """run_D, and the features its head scored, [N, F] in float32."""
+    def _find_aux_head(self):
+        head = self._head_module()
+        if head is not None and callable(getattr(head, 'aux_loss', None)):
+            return head
+        D = getattr(self.D, 'module', self.D)
+        if any(callable(getattr(m, 'aux_loss', None)) for m in D.modules()):
+            raise ValueError(f'{type(D).__name__}: a head with an auxiliary loss must be D\'s `head` (or StyleGAN2\'s '
+                '`b4.out`), one per D; it cannot sit inside separate discriminators')
+        return None
+
+    def _feature_module(self):
+        """The module whose first input is the features D's head scores (for feature matching)."""
+        module = self._head_module()
+        if module is None:
+            D = getattr(self.D, 'module', self.D)
+            raise ValueError(f'fm_weight: feature matching needs a D with a `head` or `b4.out` module, and '
+                f'{type(D).__name__} has neither')
+        return module
+
+    def run_D_features(self, img, c, sync, aux=False):
+        """run_D, and the features its head scored, [N, F] in float32 (with aux=True: logits, features, extra)."""
         captured = []
         handle = self._feature_module().register_forward_pre_hook(lambda _module, args: captured.append(args[0]))
         try:
-            logits = self.run_D(img, c, sync)
+            logits, extra = self.run_D(img, c, sync, aux=True)
         finally:
             handle.remove() # no hook left behind in a network that gets pickled
-        return logits, captured[-1].float().flatten(1)
+        features = captured[-1].float().flatten(1)
+        return (logits, features, extra) if aux else (logits, features)
 
     def _wants_features(self):
         return bool(self.fm_weight) or self.som_bmu == 'prototype'
 
     def _run_D_for_G(self, img, c):
-        """D's logits in G's step, and with feature matching or prototypes the features its head scored (else
-        None)."""
+        """D's logits in G's step, with feature matching or prototypes the features its head scored (else None),
+        and an aux-loss head's extra outputs (else None)."""
         if not self._wants_features():
-            return self.run_D(img, c, sync=False), None
-        return self.run_D_features(img, c, sync=False)
+            logits, extra = self.run_D(img, c, sync=False, aux=True)
+            return logits, None, extra
+        return self.run_D_features(img, c, sync=False, aux=True)
+
+    def _aux_term(self, extra, c, name):
+        """Mean over the batch of the head's auxiliary loss (0 without an aux-loss head)."""
+        if extra is None:
+            return 0
+        loss = self.aux_head.aux_loss(extra, c)
+        training_stats.report(name, loss)
+        return loss.mean()
 
     def _penalty_outputs(self, logits):
         """The scalar whose input gradient a penalty (R1, GP) measures: with one head the sum of the logits, as
@@ -363,13 +401,13 @@ class StyleGAN2Loss(Loss):
         # G: the objective's G loss on D's logits for fakes (for stylegan2: softplus(-x)), weighted over the heads.
         if do_Gmain:
             gen_img, _ = self.run_G(gen_z, gen_c, sync=(sync and not do_Gpl)) # the pl pass syncs G if it follows
-            gen_logits, gen_features = self._run_D_for_G(gen_img, gen_c)
+            gen_logits, gen_features, gen_extra = self._run_D_for_G(gen_img, gen_c)
             training_stats.report('Loss/scores/fake', gen_logits)
             training_stats.report('Loss/signs/fake', gen_logits.sign())
             g_weights = self._fake_weights(gen_logits, gen_features) # [N, K], or None: mean over heads
             if couples or self.fm_weight:
                 with torch.no_grad(): # D is not trained here: what it says of reals is a constant of G's loss
-                    real_logits, real_features = self._run_D_for_G(real_img, real_c)
+                    real_logits, real_features, _ = self._run_D_for_G(real_img, real_c)
             loss_Gmain = obj.g_fake(gen_logits, real_logits) if couples else obj.g_fake(gen_logits) # [N, K]
             if g_weights is not None:
                 loss_Gmain = loss_Gmain * g_weights
@@ -384,6 +422,7 @@ class StyleGAN2Loss(Loss):
                 loss_Gfm = feature_distance(real_features, gen_features)
                 training_stats.report('Loss/G/fm', loss_Gfm)
                 loss_G = loss_G + loss_Gfm * self.fm_weight
+            loss_G = loss_G + self._aux_term(gen_extra, gen_c, 'Loss/G/aux') # ACGAN: G wants its class recognised
             loss_G.mul(gain).backward()
 
         # G: path-length regularisation on a shrunken batch. The image is projected on random directions scaled
@@ -436,7 +475,8 @@ class StyleGAN2Loss(Loss):
             with torch.no_grad():
                 gen_img, _ = self.run_G(gen_z, gen_c, sync=False)
             gen_img = gen_img.requires_grad_(do_Dr2)
-            gen_logits = self.run_D(gen_img, gen_c, sync=(sync and not real_pass)) # else synced by the real pass
+            gen_logits, gen_extra = self.run_D(gen_img, gen_c, sync=(sync and not real_pass), aux=True) # else synced by the real pass
+            loss_Daux_gen = self._aux_term(gen_extra, gen_c, 'Loss/D/aux') if do_Dmain else 0
             if do_Dmain:
                 training_stats.report('Loss/scores/fake', gen_logits)
                 training_stats.report('Loss/signs/fake', gen_logits.sign())
@@ -445,8 +485,8 @@ class StyleGAN2Loss(Loss):
             if do_Dmain and not couples:
                 loss_Dgen = obj.d_fake(gen_logits)
             if not (do_Dmain and couples):
-                (gen_logits * 0 + loss_Dgen + loss_Dr2).mean().mul(gain).backward()
-                loss_Dr2 = 0
+                ((gen_logits * 0 + loss_Dgen + loss_Dr2).mean() + loss_Daux_gen).mul(gain).backward()
+                loss_Dr2 = loss_Daux_gen = 0
 
         # D: the objective's term on reals, weighted per head by the SOM neighbourhood, and/or R1 = |grad_x D(x)|^2
         # on reals, in one forward pass.
@@ -454,9 +494,9 @@ class StyleGAN2Loss(Loss):
             real_img_tmp = real_img.detach().requires_grad_(do_Dr1)
             real_features = None
             if self.som_bmu == 'prototype':
-                real_logits, real_features = self.run_D_features(real_img_tmp, real_c, sync=sync)
+                real_logits, real_features, real_extra = self.run_D_features(real_img_tmp, real_c, sync=sync, aux=True)
             else:
-                real_logits = self.run_D(real_img_tmp, real_c, sync=sync)
+                real_logits, real_extra = self.run_D(real_img_tmp, real_c, sync=sync, aux=True)
             training_stats.report('Loss/scores/real', real_logits)
             weights = self._real_weights(real_logits, real_features, learn=do_Dmain) # [N, K], or None with one head
             if weights is None:
@@ -488,8 +528,10 @@ class StyleGAN2Loss(Loss):
                 loss_Dr1 = self._gradient_penalty(real_logits, real_img_tmp, self.r1_gamma, 'r1')
 
             loss_D = (real_logits * 0 + loss_Dreal + loss_Dr1).mean()
+            if do_Dmain:
+                loss_D = loss_D + self._aux_term(real_extra, real_c, 'Loss/D/aux')
             if do_Dmain and couples:
-                loss_D = loss_D + (gen_logits * 0 + loss_Dgen + loss_Dr2).mean()
+                loss_D = loss_D + (gen_logits * 0 + loss_Dgen + loss_Dr2).mean() + loss_Daux_gen
             loss_D.mul(gain).backward()
 
 #----------------------------------------------------------------------------

@@ -50,10 +50,12 @@ BACKBONES = Registry('backbone')           # --arch=NAME: generator and discrimi
 
 #----------------------------------------------------------------------------
 
-# Discriminator heads (features [N, F], labels [N, c_dim] -> logits [N, K]).
+# Discriminator heads (features [N, F], labels [N, c_dim] -> logits [N, K]). A head with extra outputs (ACGAN's class
+# logits) declares split_outputs(out) -> (logits, extra) and aux_loss(extra, labels) -> [N], which the loss adds.
 HEADS.register('linear', 'stylegan_som.heads.linear.LinearHead')
 HEADS.register('projection', 'stylegan_som.heads.projection.ProjectionHead')
 HEADS.register('mlp',        'stylegan_som.heads.mlp.MLPHead')
+HEADS.register('acgan',      'stylegan_som.heads.acgan.ACGANHead')  # + class logits and their aux_loss
 
 # Network blocks (feature map [N, C, H, W] -> same shape; networks' attn_resolutions / attn_kwargs).
 BLOCKS.register('attention', 'stylegan_som.blocks.attention.SelfAttention')
