@@ -169,8 +169,8 @@ def main(argv=None):
         figures_lib.sheet(sheets, [f'K={k}' for k in KS], labels, title=title).save(
             os.path.join(args.outdir, f'collapse-{data}-{args.loss}-samples.png'))
         curves(results, data).save(os.path.join(args.outdir, f'collapse-{data}-{args.loss}-coverage.png'))
-    with open(os.path.join(args.outdir, f'collapse-{args.loss}.json'), 'w') as f:
-        json.dump(summary, f, indent=1)
+        with open(os.path.join(args.outdir, f'collapse-{args.loss}.json'), 'w') as f: # after each dataset
+            json.dump(summary, f, indent=1)
 
 if __name__ == '__main__':
     main()
