@@ -21,7 +21,7 @@ def test_kwargs(tmp_path):
     assert args.D_kwargs.head_kwargs == dict(class_name='stylegan_som.heads.acgan.ACGANHead')
     assert args.D_kwargs.eq_lr is True
     assert args.G_kwargs.synthesis_kwargs.eq_lr is True and args.G_kwargs.mapping_kwargs.eq_lr is True
-    assert args.n_critic == 5 and desc.endswith('-acgan-tiny-dcgan-eqlr-ncritic5'), desc
+    assert args.n_critic == 5 and desc.endswith('-tiny-acgan-dcgan-eqlr-ncritic5'), desc
     _desc, args = _setup(cfg='tiny', arch='resnet', data=digits, cond=True, d_head='concat', som_d=4)
     assert args.D_kwargs.concat_labels is True and 'head_kwargs' not in args.D_kwargs and args.D_kwargs.num_heads == 4
     # Defaults: nothing new in the options, so existing runs and their training_options.json stay as they were;
@@ -41,7 +41,7 @@ def test_kwargs(tmp_path):
     (dict(d_head='acgan'), '--d-head=acgan is a class-conditional head: it needs --cond=1'),
     (dict(d_head='concat'), '--d-head=concat is a class-conditional head'),
     (dict(d_head='concat', cond=True), '--d-head=concat is for the small backbones'),
-    (dict(d_head='acgan', cond=True, arch='dcgan', som_d=2, som_share='none'), 'does not combine with --som-share=none'),
+    (dict(d_head='acgan', cond=True, arch='dcgan', som_d=4, som_share='none'), 'does not combine with --som-share=none'),
     (dict(eq_lr=False), '--eq-lr=0'),
     (dict(n_critic=0), '--n-critic must be at least 1'),
 ])
