@@ -90,7 +90,7 @@ def draw_samples(pkl, data, seed=0):
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         if data == 'ring8':
-            from stylegan_som.dataset_points import TOYS
+            from stylegan_som.data.points import TOYS
             toy = TOYS['ring8']
             z = torch.randn([2500, G.z_dim], generator=gen)
             points = G(z, torch.zeros([2500, G.c_dim])).reshape(2500, -1).numpy()

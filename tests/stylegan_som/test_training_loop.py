@@ -423,6 +423,7 @@ def test_training_loop_applies_lr_rampdown(tmp_path):
         lrates[name] = args[f'{name}_opt_kwargs'].lr
     args.update(run_dir=str(tmp_path), image_snapshot_ticks=None, network_snapshot_ticks=None)
     RecordingAdam.steps = []
+    del args['metrics'] # names for train.py, which turns them into the loop's snapshot_callbacks
     training_loop(**args)
     batch = args.batch_size
     want = [lrates[name] * lr_rampdown_factor(i * batch, 2000, 0.5) for i in range(8) for name in 'GD']
@@ -465,6 +466,7 @@ class CountingAdam(torch.optim.Adam):
 def _toy_args(tmp_path, **kwargs):
     import train
     _desc, args = train.setup_training_loop_kwargs(cfg='toy', data='ring8', device_type='cpu', metrics=[], **kwargs)
+    del args['metrics'] # names for train.py, which turns them into the loop's snapshot_callbacks
     args.update(run_dir=str(tmp_path), image_snapshot_ticks=None, network_snapshot_ticks=None)
     return args
 
@@ -554,6 +556,7 @@ def test_G_ema_exists_and_follows_G_for_every_backbone(tmp_path, arch):
         kwargs.update(cbase=256, cmax=32) # small enough for a quick CPU step
     # Hinge: G's gradient does not vanish where a fresh D scores the fakes far off (the ResNet D's summed features).
     _desc, args = train.setup_training_loop_kwargs(device_type='cpu', metrics=[], loss='hinge', **kwargs)
+    del args['metrics'] # names for train.py, which turns them into the loop's snapshot_callbacks
     batch = args.batch_size
     args.update(run_dir=str(tmp_path), image_snapshot_ticks=None, network_snapshot_ticks=1, total_kimg=batch / 1000,
         ema_kimg=batch / 1000, ema_rampup=None)

@@ -489,7 +489,7 @@ def test_prototype_units_learn_from_D_features():
     torch.manual_seed(0)
     G, D = _G(), _HeadD()
     som_kwargs = dict(num_heads=2, topology='linear', sigma_start=0.1, sigma_end=0.1, bmu='prototype', prototype_rate=1.0)
-    loss = StyleGAN2Loss(device=CPU, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, style_mixing_prob=0, r1_gamma=0,
+    loss = StyleGAN2Loss(device=CPU, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, style_mixing_prob=0, r1_gamma=1.0,
         pl_weight=0, som_kwargs=som_kwargs)
     z, c, real = torch.randn(6, 3), torch.zeros(6, 0), torch.randn(6, 3, 4, 4)
     loss.accumulate_gradients('Dmain', real, c, z, c, sync=True, gain=1.0)
@@ -501,7 +501,6 @@ def test_prototype_units_learn_from_D_features():
     expected = torch.stack([features[bmu == k].mean(0) for k in range(2)])
     assert torch.allclose(loss.state_dict()['som_prototypes'], expected, atol=1e-5)
     # Dreg passes (R1) read the map but do not move it.
-    loss.r1_gamma = 1.0
     loss.accumulate_gradients('Dreg', real, c, z, c, sync=True, gain=1.0)
     assert torch.allclose(loss.state_dict()['som_prototypes'], expected, atol=1e-5)
 
@@ -534,7 +533,7 @@ def test_aux_head_adds_cross_entropy_to_both_players(objective, num_heads):
         r, f = D(real, real_c), D(fake, gen_c)
         adv = obj.d_loss(r[:, :num_heads], f[:, :num_heads]).mean() if num_heads == 1 else None
         if num_heads > 1: # SOM weights on the reals' logits only, as the loss forms them
-            w = loss._real_weights(r[:, :num_heads].detach(), learn=False)
+            w = loss.som.real_weights(r[:, :num_heads].detach(), learn=False)
             adv = obj.d_loss(r[:, :num_heads], f[:, :num_heads], w).mean()
         (adv + ce(r, real_c) + ce(f, gen_c)).mul(0.5).backward()
     def expected_G():
