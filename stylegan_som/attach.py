@@ -354,8 +354,10 @@ def plugin_kwargs(som_d=None, g_attn=None, d_attn=None, d_head=None, d_sn=None, 
     return G, D
 
 def _head_names():
+    """Heads a StyleGAN2 pickle can take: not those that set D constructor arguments (concat's input labels,
+    which StyleGAN2's D does not have)."""
     from . import plugins # pylint: disable=import-outside-toplevel
-    return plugins.HEADS.names()
+    return plugins.HEADS.names(d_kwargs=None)
 
 def _int_list(ctx, param, value):
     _ = ctx

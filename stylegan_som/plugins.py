@@ -72,7 +72,10 @@ class Registry:
 
 # features [N, F] (+ labels) -> logits [N, K]. needs_labels: scores (image, label) pairs, so --cond=1;
 # backbones: the only backbones that have it (None: any); class_name None: the network's own layer, no plugin.
-HEADS = Registry('discriminator head', help='', needs_labels=False, backbones=None)
+# d_kwargs: D constructor arguments the head sets (only backbones whose D takes them have it); aux_loss: the head
+# declares split_outputs(out) -> (logits, extra) and aux_loss(extra, labels) -> [N], which the loss adds (one
+# head on one shared trunk).
+HEADS = Registry('discriminator head', help='', needs_labels=False, backbones=None, d_kwargs=None, aux_loss=False)
 # feature map [N, C, H, W] -> same shape, inserted by resolution (--g-blocks, --d-blocks; the networks'
 # attn_resolutions and attn_kwargs). network_default: the class the networks build when attn_kwargs names none.
 BLOCKS = Registry('network block', help='', network_default=False)
@@ -91,6 +94,10 @@ HEADS.register('linear',     'stylegan_som.heads.linear.LinearHead', help='K lin
 HEADS.register('projection', 'stylegan_som.heads.projection.ProjectionHead', needs_labels=True,
     help='Projection discriminator (Miyato & Koyama)')
 HEADS.register('mlp',        'stylegan_som.heads.mlp.MLPHead', help='A hidden layer per head')
+HEADS.register('concat',     None, needs_labels=True, d_kwargs=dict(concat_labels=True),
+    help='CGAN: labels concatenated to D\'s input, an unconditional head (dcgan, resnet, mlp)')
+HEADS.register('acgan',      'stylegan_som.heads.acgan.ACGANHead', needs_labels=True, aux_loss=True,
+    help='ACGAN: real/fake logits plus an auxiliary classifier, its cross-entropy added to both losses')
 
 BLOCKS.register('attention', 'stylegan_som.blocks.attention.SelfAttention', network_default=True,
     help='SAGAN self-attention (--g-attn/--d-attn)')
@@ -104,8 +111,12 @@ LOSSES.register('hinge',     'stylegan_som.losses.hinge.Hinge', help='Hinge loss
 LOSSES.register('wgan',      'stylegan_som.losses.wgan.WGAN', help='Wasserstein, D\'s weights clipped to [-0.01, 0.01]; no R1')
 LOSSES.register('wgan-gp',   'stylegan_som.losses.wgan_gp.WGANGP', help='Wasserstein with gradient penalty 10 on interpolates; no R1')
 LOSSES.register('lsgan',     'stylegan_som.losses.lsgan.LSGAN', help='Least squares (targets 0 for fakes, 1 for reals); R1')
+LOSSES.register('lsgan-sigmoid', 'stylegan_som.losses.lsgan_sigmoid.LSGANSigmoid',
+    help='Least squares on sigmoid(D) instead of the raw logit (MSG-GAN\'s name); R1')
 LOSSES.register('softmax',   'stylegan_som.losses.softmax.SoftmaxGAN', help='SoftMax GAN (softmax over the batch); R1')
 LOSSES.register('rahinge',   'stylegan_som.losses.rahinge.RelativisticAverageHinge', help='Relativistic average hinge; R1')
+LOSSES.register('relativistic-hinge', 'stylegan_som.losses.rahinge.RelativisticAverageHinge',
+    help='Relativistic average hinge under MSG-GAN\'s name (an alias of rahinge); R1')
 LOSSES.register('rpgan',     'stylegan_som.losses.rpgan.RelativisticPairing',
     help='Relativistic pairing (R3GAN); R1 and R2 (--r2-gamma), every step')
 

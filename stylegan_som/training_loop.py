@@ -226,6 +226,7 @@ def training_loop(
     lr_rampdown             = None,     # Take the learning rates to 0 over this last fraction of total_kimg; None = off.
     G_reg_interval          = 4,        # Lazy regularisation interval for G; None = regularise every step.
     D_reg_interval          = 16,       # Lazy regularisation interval for D; None = regularise every step.
+    n_critic                = 1,        # D steps per G step: G's phases run every n_critic-th step (WGAN's n_critic).
     augment_p               = 0,        # Initial augmentation probability.
     ada_target              = None,     # ADA target for the sign of D(real); None = keep p fixed.
     ada_interval            = 4,        # Adjust p every this many steps.
@@ -261,6 +262,8 @@ def training_loop(
     if batch_size % (batch_gpu * num_gpus) != 0:
         raise ValueError(f'batch_size {batch_size} must be a multiple of batch_gpu {batch_gpu} x {num_gpus} processes')
     num_rounds = batch_size // (batch_gpu * num_gpus)
+    if int(n_critic) != n_critic or n_critic < 1:
+        raise ValueError(f'n_critic must be a positive integer, got {n_critic!r}')
 
     # Training set.
     if rank == 0:
@@ -350,6 +353,8 @@ def training_loop(
 
     # Loss and phases. Each network gets one optimizer; with lazy regularisation its main and reg phases share
     # it, and lr/betas are rescaled by mb_ratio so the effective step matches regularising every step.
+    # Every step is one batch of reals and one D step; G's phases run on every n_critic-th step (`every`), so
+    # kimg counts the reals D has seen and G's lazy interval counts G's own steps.
     if rank == 0:
         print('Setting up training phases...')
     loss = dnnlib.util.construct_class_by_name(device=device, **ddp_modules, **loss_kwargs)
@@ -370,6 +375,8 @@ def training_loop(
             phases += [dnnlib.EasyDict(name=name + 'main', module=module, opt=opt, interval=1)]
             phases += [dnnlib.EasyDict(name=name + 'reg', module=module, opt=opt, interval=reg_interval)]
         optimizers[name] = opt
+    for phase in phases:
+        phase.every = int(n_critic) if phase.name.startswith('G') else 1
     base_lrs = {name: [group['lr'] for group in opt.param_groups] for name, opt in optimizers.items()}
     for phase in phases:
         phase.start_event = phase.end_event = None
@@ -502,7 +509,7 @@ def training_loop(
         rank_slice = slice(rank * batch_size // num_gpus, (rank + 1) * batch_size // num_gpus)
 
         for phase_idx, phase in enumerate(phases):
-            if batch_idx % phase.interval != 0:
+            if batch_idx % (phase.interval * phase.every) != 0:
                 continue
             # Latents and labels for the whole global batch, so they do not depend on how it is split.
             gen_z = _draw_latents(random_seed, batch_idx, phase_idx, batch_size, G.z_dim)[rank_slice]

@@ -99,6 +99,6 @@ def test_d_head_flag_values(tmp_path):
     _, args = train.setup_training_loop_kwargs(d_head='mlp', som_d=4, **common)
     assert args.D_kwargs.head_kwargs.class_name == 'stylegan_som.heads.mlp.MLPHead'
     from stylegan_som import plugins
-    assert plugins.HEADS.names() == ['cmap', 'linear', 'mlp', 'projection']
+    assert plugins.HEADS.names() == ['acgan', 'cmap', 'concat', 'linear', 'mlp', 'projection']
 
 #----------------------------------------------------------------------------

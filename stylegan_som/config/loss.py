@@ -73,9 +73,20 @@ def _apply_objective(opts, args):
     elif not defaults['lazy_reg']:
         args.D_reg_interval = None
 
+def _apply_n_critic(opts, args):
+    """--n-critic: D steps per G step; 1 (every loss's default) leaves the options as they were."""
+    n_critic = opts.n_critic
+    if n_critic is None:
+        return
+    check(n_critic >= 1, f'--n-critic must be at least 1, got {n_critic}')
+    if n_critic > 1:
+        args.n_critic = n_critic
+        opts.desc.add('n_critic', f'ncritic{n_critic}')
+
 def apply(opts, args):
     _apply_weights(opts, args)
     _apply_objective(opts, args)
+    _apply_n_critic(opts, args)
 
 def _loss_help():
     return ('GAN objective, with the regularisers it brings [default: stylegan2]: '
@@ -87,6 +98,7 @@ GROUP = Group('Loss and regularisers', [
     Option('--gamma',       help='R1 weight, instead of the config\'s', type=float, metavar='FLOAT'),
     Option('--r2-gamma',    help='R2 weight: zero-centred gradient penalty on fakes, as R1 on reals [default: rpgan: R1\'s gamma; else 0, off]', type=float, metavar='FLOAT'),
     Option('--d-reg-interval', help='Steps between D\'s penalties (R1, R2, GP), lazily at that multiple of the weight; 1 = every step [default: 16; toy and rpgan: 1]', type=int, metavar='INT'),
+    Option('--n-critic',    help='D steps per G step (WGAN\'s n_critic); --kimg counts the reals D sees [default: 1]', type=int, metavar='INT'),
     Option('--fm',          help='Feature matching in G\'s loss with this weight: the distance between the batch means of D\'s final features on reals and fakes [default: 0, off]', type=float, metavar='FLOAT'),
     Option('--glr',         help='Learning rate of G [default: the config\'s; stacked-mnist: 0.0016, 8x D\'s]', type=float, metavar='FLOAT'),
     Option('--dlr',         help='Learning rate of D', type=float, metavar='FLOAT'),

@@ -111,7 +111,7 @@ def _apply_width_pack(opts, args):
         d_pack = opts.d_pack
         check(d_pack >= 1, f'--d-pack must be at least 1, got {d_pack}')
         check('pack_size' in init_params(D), f'--d-pack: the {backbone_of(D)} discriminator cannot pack samples; '
-            f'use --arch={", ".join(n for n in plugins.BACKBONES.names() if "pack_size" in _d_params_of(n))}')
+            f'use --arch={", ".join(n for n in plugins.BACKBONES.names() if "pack_size" in d_params_of(n))}')
         check(d_pack == 1 or not args.training_set_kwargs.use_labels,
             f'--d-pack={d_pack}: a pack mixes samples of different labels; packing needs --cond=0')
         check(args.batch_gpu % d_pack == 0, f'--d-pack={d_pack}: the images per process and round '
@@ -122,7 +122,7 @@ def _apply_width_pack(opts, args):
         D.pack_size = d_pack
         opts.desc.add('d_pack', f'pack{d_pack}')
 
-def _d_params_of(arch):
+def d_params_of(arch):
     return init_params(dnnlib.EasyDict(class_name=f'{plugins.BACKBONES.class_name(arch)}.Discriminator'))
 
 def _apply_freeze(opts, args):
@@ -133,9 +133,21 @@ def _apply_freeze(opts, args):
         opts.desc.add('freezed', f'freezed{opts.freezed:d}')
         args.D_kwargs.block_kwargs.freeze_layers = opts.freezed
 
+def _apply_eq_lr(opts, args):
+    """--eq-lr: equalised learning rate in the small backbones' layers (StyleGAN2's always has it; nothing to set)."""
+    if opts.eq_lr is None:
+        return
+    stylegan2 = args.G_kwargs.class_name == f'{plugins.BACKBONES.class_name("stylegan2")}.Generator'
+    check(not stylegan2 or opts.eq_lr, '--eq-lr=0: StyleGAN2\'s layers always have an equalised learning rate')
+    if opts.eq_lr and not stylegan2:
+        args.G_kwargs.synthesis_kwargs.eq_lr = args.G_kwargs.mapping_kwargs.eq_lr = True
+        args.D_kwargs.eq_lr = True # before --som-share=none copies D's kwargs into each member
+        opts.desc.add('eq_lr', 'eqlr')
+
 def apply(opts, args):
     _apply_sizes(opts, args)
     _apply_backbone(opts, args)
+    _apply_eq_lr(opts, args)
     _apply_freeze(opts, args)
     _apply_width_pack(opts, args)
 
@@ -156,5 +168,6 @@ GROUP = Group('Networks', [
     Option('--mbstd-group', help='Group size of D\'s minibatch standard deviation', type=int, metavar='INT'),
     Option('--d-width',     help='Width of D as a fraction of G\'s: scales D\'s channel budget (or the MLP\'s features) [default: 1]', type=float, metavar='FRAC'),
     Option('--d-pack',      help='PacGAN: D scores packs of this many samples, concatenated as channels (dcgan, resnet, mlp) [default: 1]', type=int, metavar='INT'),
+    Option('--eq-lr',       help='Equalised learning rate in the layers of dcgan, resnet and mlp (StyleGAN2 always has it) [default: false]', type=bool, metavar='BOOL'),
     Option('--freezed',     help='Keep this many of D\'s highest-resolution layers fixed [default: 0]', type=int, metavar='INT'),
 ], apply)

@@ -7,7 +7,7 @@ import click
 import dnnlib
 from stylegan_som import plugins, som
 from .spec import Group, Option, UserError, check, comma_list
-from .networks import backbone_of, init_params
+from .networks import backbone_of, init_params, d_params_of
 from .presets import SOM_DEFAULTS_BY_CFG
 
 SOM_SHARE = ('trunk', 'none')
@@ -25,6 +25,15 @@ def _apply_head(opts, args):
     if head.backbones is not None:
         check(opts.arch in head.backbones, f'--d-head={name} exists only in the {" and ".join(head.backbones)} '
             f'discriminator, not in {args.D_kwargs.class_name}')
+    if head.d_kwargs: # D constructor arguments (concat: CGAN's labels with D's input), checked on the backbone
+        backbone = backbone_of(args.D_kwargs)
+        if not all(key in init_params(args.D_kwargs) for key in head.d_kwargs):
+            takers = [n for n in plugins.BACKBONES.names() if all(key in d_params_of(n) for key in head.d_kwargs)]
+            others = [n for n in plugins.HEADS.names(needs_labels=True, d_kwargs=None)
+                if plugins.HEADS.info(n).backbones is None or backbone in plugins.HEADS.info(n).backbones]
+            raise UserError(f'--d-head={name} is for the small backbones ({", ".join(takers)}), not {backbone}; '
+                f'{backbone} conditions D with --d-head={" or ".join(others)}')
+        args.D_kwargs.update(head.d_kwargs)
     if head.class_name is None: # the network's own layer
         args.D_kwargs.pop('head_kwargs', None)
     else:
@@ -141,6 +150,8 @@ def _apply_som(opts, args):
         args.D_kwargs = dnnlib.EasyDict(class_name='stylegan_som.networks.separate.SeparateDiscriminators',
             num_heads=K, discriminator_kwargs=member)
         opts.desc.add('separate', 'separate')
+        check(opts.d_head is None or not plugins.HEADS.info(opts.d_head).aux_loss, f'--d-head={opts.d_head} does '
+            'not combine with --som-share=none: its auxiliary classifier sits on one shared trunk')
         check(not args.loss_kwargs.get('fm_weight'), '--fm needs one trunk whose features the heads score; '
             '--som-share=none has K separate discriminators')
 

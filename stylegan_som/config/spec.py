@@ -88,7 +88,7 @@ class Group:
 DESC_ORDER = ('data', 'cond', 'subset', 'mirror', 'cfg', 'gamma', 'fm', 'kimg', 'batch', 'cbase', 'cmax', 'map',
     'glr', 'dlr', 'mbstd', 'aug', 'p', 'target', 'augpipe', 'seed', 'resume', 'freezed', 'd_head', 'arch', 'g_arch',
     'd_width', 'd_pack', 'g_blocks', 'd_blocks', 'd_sn', 'd_bn', 'lr_rampdown', 'loss', 'som', 'separate',
-    'r2_gamma', 'd_reg_interval')
+    'r2_gamma', 'd_reg_interval', 'eq_lr', 'n_critic')
 
 class Desc:
     """The run description, as named parts joined in DESC_ORDER; parts not in it follow, in the order added."""

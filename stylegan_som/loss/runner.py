@@ -34,7 +34,12 @@ class StyleGAN2Loss(Loss):
 
     bf16 runs G and D under torch.autocast(bfloat16) on a CPU (convolutions 1.4-1.8x faster on CPUs with
     AVX-512 BF16 or AMX); their outputs come back as float32, so losses, penalties and the optimizers stay in
-    float32."""
+    float32.
+
+    A head that declares an auxiliary loss (split_outputs and aux_loss, e.g. ACGAN's classifier, heads/acgan.py)
+    returns extra outputs after the logits; they are split off in run_D, and aux_loss(extra, labels) is added,
+    per sample, to D's loss on reals and on fakes and to G's loss on fakes (labels: the dataset's for reals, G's
+    conditioning for fakes). Penalties (R1, GP) and the SOM weights see the logits alone."""
 
     def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None, style_mixing_prob=0.9,
             objective='stylegan2', som_kwargs={}, bf16=False, **reg_kwargs):
@@ -53,6 +58,7 @@ class StyleGAN2Loss(Loss):
         self.augment_pipe = augment_pipe
         self.style_mixing_prob = style_mixing_prob
         self.objective = plugins.LOSSES.build(objective) if isinstance(objective, str) else objective
+        self.aux_head = self._find_aux_head()
         self.regularisers = dict()
         for name, class_name, args in REGULARISERS:
             kwargs = {arg: reg_kwargs.get(key, default) for arg, (key, default) in args.items()}
@@ -120,15 +126,19 @@ class StyleGAN2Loss(Loss):
             img = self.G_synthesis(ws)
         return img.float(), ws
 
-    def run_D(self, img, c, sync):
+    def run_D(self, img, c, sync, aux=False):
+        """D's logits [N, K]; with aux=True also the extra outputs of an aux-loss head (None without one)."""
         if self.augment_pipe is not None:
             img = self.augment_pipe(img)
         with misc.ddp_sync(self.D, sync), self._autocast():
             logits = self.D(img, c)
-        return logits.float()
+        logits, extra = logits.float(), None
+        if self.aux_head is not None:
+            logits, extra = self.aux_head.split_outputs(logits)
+        return (logits, extra) if aux else logits
 
-    def _feature_module(self):
-        """The module whose first input is the features D's head scores (feature matching, prototypes)."""
+    def _head_module(self):
+        """D's head: the module whose first input is the features it scores, or None."""
         D = getattr(self.D, 'module', self.D) # under DDP
         for path in ('head', 'b4.out'):
             module = D
@@ -136,25 +146,54 @@ class StyleGAN2Loss(Loss):
                 module = getattr(module, name, None)
             if isinstance(module, torch.nn.Module):
                 return module
-        raise ValueError(f'fm_weight: feature matching needs a D with a `head` or `b4.out` module, and '
-            f'{type(D).__name__} has neither')
+        return None
 
-    def run_D_features(self, img, c, sync):
-        """run_D, and the features its head scored, [N, F] in float32."""
+    def _find_aux_head(self):
+        """D's head if it declares an auxiliary loss (aux_loss), else None; such a head anywhere else is an error."""
+        head = self._head_module()
+        if head is not None and callable(getattr(head, 'aux_loss', None)):
+            return head
+        D = getattr(self.D, 'module', self.D)
+        if any(callable(getattr(m, 'aux_loss', None)) for m in D.modules()):
+            raise ValueError(f'{type(D).__name__}: a head with an auxiliary loss must be D\'s `head` (or StyleGAN2\'s '
+                '`b4.out`), one per D; it cannot sit inside separate discriminators')
+        return None
+
+    def _feature_module(self):
+        """The module whose first input is the features D's head scores (feature matching, prototypes)."""
+        module = self._head_module()
+        if module is None:
+            D = getattr(self.D, 'module', self.D)
+            raise ValueError(f'fm_weight: feature matching needs a D with a `head` or `b4.out` module, and '
+                f'{type(D).__name__} has neither')
+        return module
+
+    def run_D_features(self, img, c, sync, aux=False):
+        """run_D, and the features its head scored, [N, F] in float32 (with aux=True: logits, features, extra)."""
         captured = []
         handle = self._feature_module().register_forward_pre_hook(lambda _module, args: captured.append(args[0]))
         try:
-            logits = self.run_D(img, c, sync)
+            logits, extra = self.run_D(img, c, sync, aux=True)
         finally:
             handle.remove() # no hook left behind in a network that gets pickled
-        return logits, captured[-1].float().flatten(1)
+        features = captured[-1].float().flatten(1)
+        return (logits, features, extra) if aux else (logits, features)
 
     def _run_D_for_G(self, img, c):
-        """D's logits in G's step, and where a regulariser or the SOM wants them the features its head scored
-        (else None)."""
+        """D's logits in G's step, where a regulariser or the SOM wants them the features its head scored (else
+        None), and an aux-loss head's extra outputs (else None)."""
         if not self._wants_features():
-            return self.run_D(img, c, sync=False), None
-        return self.run_D_features(img, c, sync=False)
+            logits, extra = self.run_D(img, c, sync=False, aux=True)
+            return logits, None, extra
+        return self.run_D_features(img, c, sync=False, aux=True)
+
+    def _aux_term(self, extra, c, name):
+        """Mean over the batch of the head's auxiliary loss (0 without an aux-loss head)."""
+        if extra is None:
+            return 0
+        loss = self.aux_head.aux_loss(extra, c)
+        training_stats.report(name, loss)
+        return loss.mean()
 
     # The phases.
 
@@ -181,19 +220,20 @@ class StyleGAN2Loss(Loss):
         obj = self.objective
         terms = self._active('G', 'main')
         gen_img, _ = self.run_G(batch.gen_z, batch.gen_c, sync=sync)
-        gen_logits, gen_features = self._run_D_for_G(gen_img, batch.gen_c)
+        gen_logits, gen_features, gen_extra = self._run_D_for_G(gen_img, batch.gen_c)
         training_stats.report('Loss/scores/fake', gen_logits)
         training_stats.report('Loss/signs/fake', gen_logits.sign())
         g_weights = self.som.fake_weights(gen_logits, gen_features) # [N, K], or None: mean over heads
         real_logits = real_features = None
         if obj.couples or terms: # the objective compares reals with fakes, or a term reads D's view of reals
             with torch.no_grad(): # D is not trained here: what it says of reals is a constant of G's loss
-                real_logits, real_features = self._run_D_for_G(batch.real_img, batch.real_c)
+                real_logits, real_features, _ = self._run_D_for_G(batch.real_img, batch.real_c)
         loss_Gmain = obj.g_term(gen_logits, real_logits, g_weights) # [N, K]; coupled objectives: [K]
         training_stats.report('Loss/G/loss', loss_Gmain)
         loss_G = loss_Gmain.mean()
         for term in terms:
             loss_G = loss_G + term.term(real_logits, gen_logits, real_features, gen_features)
+        loss_G = loss_G + self._aux_term(gen_extra, batch.gen_c, 'Loss/G/aux') # ACGAN: G wants its class recognised
         loss_G.mul(gain).backward()
 
     def _D_phase(self, batch, main, reg, sync, gain):
@@ -213,11 +253,13 @@ class StyleGAN2Loss(Loss):
         # D on fakes: the objective's term (for stylegan2: softplus(x)) and the fake-pass regularisers (R2).
         loss_Dgen = 0
         loss_Dfreg = 0
+        loss_Daux_gen = 0
         if fake_pass:
             with torch.no_grad():
                 gen_img, _ = self.run_G(batch.gen_z, batch.gen_c, sync=False)
             gen_img = gen_img.requires_grad_(bool(fake_terms))
-            gen_logits = self.run_D(gen_img, batch.gen_c, sync=(sync and not real_pass))
+            gen_logits, gen_extra = self.run_D(gen_img, batch.gen_c, sync=(sync and not real_pass), aux=True)
+            loss_Daux_gen = self._aux_term(gen_extra, batch.gen_c, 'Loss/D/aux') if main else 0
             if main:
                 training_stats.report('Loss/scores/fake', gen_logits)
                 training_stats.report('Loss/signs/fake', gen_logits.sign())
@@ -225,8 +267,8 @@ class StyleGAN2Loss(Loss):
             if main and not obj.couples:
                 loss_Dgen = obj.d_fake_term(gen_logits)
             if not (main and obj.couples):
-                (gen_logits * 0 + loss_Dgen + loss_Dfreg).mean().mul(gain).backward()
-                loss_Dfreg = 0
+                ((gen_logits * 0 + loss_Dgen + loss_Dfreg).mean() + loss_Daux_gen).mul(gain).backward()
+                loss_Dfreg = loss_Daux_gen = 0
 
         # D on reals: the objective's term weighted per head by the SOM neighbourhood, and the real-pass
         # regularisers (R1), in one forward pass.
@@ -234,9 +276,10 @@ class StyleGAN2Loss(Loss):
             real_img_tmp = batch.real_img.detach().requires_grad_(bool(real_terms))
             real_features = None
             if self.som.wants_features:
-                real_logits, real_features = self.run_D_features(real_img_tmp, batch.real_c, sync=sync)
+                real_logits, real_features, real_extra = self.run_D_features(real_img_tmp, batch.real_c, sync=sync,
+                    aux=True)
             else:
-                real_logits = self.run_D(real_img_tmp, batch.real_c, sync=sync)
+                real_logits, real_extra = self.run_D(real_img_tmp, batch.real_c, sync=sync, aux=True)
             training_stats.report('Loss/scores/real', real_logits)
             weights = self.som.real_weights(real_logits, real_features, learn=main) # [N, K], or None with one head
             if weights is None:
@@ -262,8 +305,10 @@ class StyleGAN2Loss(Loss):
 
             loss_Dreg = _sum(term.term(real_logits, real_img_tmp) for term in real_terms)
             loss_D = (real_logits * 0 + loss_Dreal + loss_Dreg).mean()
+            if main:
+                loss_D = loss_D + self._aux_term(real_extra, batch.real_c, 'Loss/D/aux')
             if main and obj.couples:
-                loss_D = loss_D + (gen_logits * 0 + loss_Dgen + loss_Dfreg).mean()
+                loss_D = loss_D + (gen_logits * 0 + loss_Dgen + loss_Dfreg).mean() + loss_Daux_gen
             loss_D.mul(gain).backward()
 
 def _sum(terms):

@@ -14,9 +14,18 @@ truncation_cutoff, **ignored). StyleGAN2-only options (noise_mode, force_fp32, .
 The discriminators are a trunk (input -> features [N, F]) plus a head built from `head_kwargs` (default:
 LinearHead without labels, ProjectionHead with them) returning logits [N, num_heads]. Convolutional trunks
 take `attn_resolutions` (attention blocks after the layers of those resolutions, built from `attn_kwargs`,
-default the registered SelfAttention); all take `spectral_norm`.
+default the registered SelfAttention); all take `spectral_norm`, `eq_lr` and `concat_labels`.
+
+eq_lr=True (generators: in synthesis_kwargs and mapping_kwargs) gives every convolution and linear layer
+StyleGAN's equalised learning rate: weights stored N(0, 1), biases 0, and the weight multiplied at run time by
+1/sqrt(fan_in), as StyleGAN2's FullyConnectedLayer and Conv2dLayer do, so that Adam's step, which does not
+depend on a parameter's scale, moves every layer's function at the same rate. Batch norm and the heads (which
+are equalised already) are unchanged; the default False keeps torch's layers and their initialisation.
+concat_labels=True (discriminators) is CGAN's conditioning: the labels enter with the input, concatenated to
+the MLP's input vector or as c_dim constant maps next to the image's channels, and the head is unconditional.
 """
 
+import numpy as np
 import torch
 
 import dnnlib
@@ -50,9 +59,22 @@ def _init_u(layer, out_features):
     if layer.spectral_norm: # start vector of the power iteration, refined by every training forward
         layer.register_buffer('weight_u', torch.nn.functional.normalize(torch.randn([out_features]), dim=0))
 
+def _init_eq_lr(layer, eq_lr):
+    # Equalised learning rate: unit-variance weights, zero biases, the He-style scale 1/sqrt(fan_in) at run time.
+    layer.eq_lr = bool(eq_lr)
+    layer.weight_gain = 1 / np.sqrt(layer.weight[0].numel()) if eq_lr else 1
+    if eq_lr:
+        with torch.no_grad():
+            layer.weight.normal_()
+            if layer.bias is not None:
+                layer.bias.zero_()
+
+def _stored_weight(layer):
+    return layer.weight * layer.weight_gain if layer.eq_lr else layer.weight
+
 @persistence.persistent_class
 class Linear(torch.nn.Module):
-    def __init__(self, in_features, out_features, bias=True, spectral_norm=False):
+    def __init__(self, in_features, out_features, bias=True, spectral_norm=False, eq_lr=False):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
@@ -61,13 +83,15 @@ class Linear(torch.nn.Module):
         self.weight = layer.weight
         self.bias = layer.bias
         _init_u(self, out_features)
+        _init_eq_lr(self, eq_lr)
 
     def forward(self, x):
-        return torch.nn.functional.linear(x, _spectral_weight(self, self.weight), self.bias)
+        return torch.nn.functional.linear(x, _spectral_weight(self, _stored_weight(self)), self.bias)
 
 @persistence.persistent_class
 class Conv2d(torch.nn.Module):
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, spectral_norm=False):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, spectral_norm=False,
+            eq_lr=False):
         super().__init__()
         self.stride = stride
         self.padding = padding
@@ -76,10 +100,77 @@ class Conv2d(torch.nn.Module):
         self.weight = layer.weight
         self.bias = layer.bias
         _init_u(self, out_channels)
+        _init_eq_lr(self, eq_lr)
 
     def forward(self, x):
-        return torch.nn.functional.conv2d(x, _spectral_weight(self, self.weight), self.bias, stride=self.stride,
-            padding=self.padding)
+        return torch.nn.functional.conv2d(x, _spectral_weight(self, _stored_weight(self)), self.bias,
+            stride=self.stride, padding=self.padding)
+
+# The generators' layers: torch's own, or with eq_lr their equalised versions (same parameter names and shapes).
+
+@persistence.persistent_class
+class EqLinear(torch.nn.Linear):
+    """torch.nn.Linear with an equalised learning rate; lr_multiplier slows it further (StyleGAN's mapping)."""
+
+    def __init__(self, in_features, out_features, bias=True, lr_multiplier=1):
+        super().__init__(in_features, out_features, bias=bias)
+        with torch.no_grad():
+            self.weight.normal_().div_(lr_multiplier)
+            if self.bias is not None:
+                self.bias.zero_()
+        self.weight_gain = lr_multiplier / np.sqrt(in_features)
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x):
+        bias = None if self.bias is None else self.bias * self.bias_gain
+        return torch.nn.functional.linear(x, self.weight * self.weight_gain, bias)
+
+@persistence.persistent_class
+class EqConv2d(torch.nn.Conv2d):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        with torch.no_grad():
+            self.weight.normal_()
+            if self.bias is not None:
+                self.bias.zero_()
+        self.weight_gain = 1 / np.sqrt(self.weight[0].numel()) # in_channels * kh * kw
+
+    def forward(self, x):
+        return self._conv_forward(x, self.weight * self.weight_gain, self.bias)
+
+@persistence.persistent_class
+class EqConvTranspose2d(torch.nn.ConvTranspose2d):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        with torch.no_grad():
+            self.weight.normal_()
+            if self.bias is not None:
+                self.bias.zero_()
+        # Weight [in, out, kh, kw]; fan-in counted as StyleGAN's up-sampling convolutions do: in * kh * kw.
+        self.weight_gain = 1 / np.sqrt(self.weight.shape[0] * self.weight[0, 0].numel())
+
+    def forward(self, x):
+        return torch.nn.functional.conv_transpose2d(x, self.weight * self.weight_gain, self.bias, stride=self.stride,
+            padding=self.padding, output_padding=self.output_padding, groups=self.groups, dilation=self.dilation)
+
+def _linear(eq_lr, *args, **kwargs):
+    return EqLinear(*args, **kwargs) if eq_lr else torch.nn.Linear(*args, **kwargs)
+
+def _conv(eq_lr, *args, **kwargs):
+    return EqConv2d(*args, **kwargs) if eq_lr else torch.nn.Conv2d(*args, **kwargs)
+
+def _conv_transpose(eq_lr, *args, **kwargs):
+    return EqConvTranspose2d(*args, **kwargs) if eq_lr else torch.nn.ConvTranspose2d(*args, **kwargs)
+
+def concat_labels(x, c, c_dim):
+    """CGAN's input conditioning: labels [N, c_dim] appended to x [N, F] or, as constant maps, to x [N, C, H, W]."""
+    if c is None:
+        raise ValueError(f'concat_labels: this discriminator takes labels of dimension {c_dim} with its input, got None')
+    misc.assert_shape(c, [x.shape[0], c_dim])
+    c = c.to(x.dtype)
+    if x.ndim == 4:
+        c = c[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+    return torch.cat([x, c], dim=1)
 
 #----------------------------------------------------------------------------
 # Shared plumbing of the small backbones.
@@ -139,7 +230,7 @@ class MappingNetwork(torch.nn.Module):
     are stored divided by it and multiplied back in forward, so Adam's steps on them shrink by that factor."""
 
     def __init__(self, z_dim, c_dim, w_dim, num_ws=1, num_layers=0, embed_features=None, w_avg_beta=0.995,
-            lr_multiplier=1):
+            lr_multiplier=1, eq_lr=False):
         super().__init__()
         self.z_dim = z_dim
         self.c_dim = c_dim
@@ -149,13 +240,15 @@ class MappingNetwork(torch.nn.Module):
         self.identity = (c_dim == 0 and num_layers == 0 and z_dim == w_dim)
         self.num_layers = 0 if self.identity else max(num_layers, 1)
         embed_features = 0 if c_dim == 0 else (z_dim if embed_features is None else embed_features)
+        self.eq_lr = bool(eq_lr) # EqLinear layers apply lr_multiplier themselves
+        layer = (lambda fin, fout: EqLinear(fin, fout, lr_multiplier=lr_multiplier)) if eq_lr else torch.nn.Linear
         if c_dim > 0:
-            self.embed = torch.nn.Linear(c_dim, embed_features)
+            self.embed = layer(c_dim, embed_features)
         sizes = [z_dim + embed_features] + [w_dim] * self.num_layers
         self.lr_multiplier = lr_multiplier
         for idx in range(self.num_layers):
-            setattr(self, f'fc{idx}', torch.nn.Linear(sizes[idx], sizes[idx + 1]))
-        if lr_multiplier != 1: # same initial function, parameters stored at 1 / lr_multiplier
+            setattr(self, f'fc{idx}', layer(sizes[idx], sizes[idx + 1]))
+        if lr_multiplier != 1 and not eq_lr: # same initial function, parameters stored at 1 / lr_multiplier
             with torch.no_grad():
                 for layer in self.children():
                     for param in layer.parameters():
@@ -164,7 +257,7 @@ class MappingNetwork(torch.nn.Module):
 
     def _linear(self, layer, x):
         g = self.lr_multiplier
-        return layer(x) if g == 1 else torch.nn.functional.linear(x, layer.weight * g, layer.bias * g)
+        return layer(x) if (g == 1 or self.eq_lr) else torch.nn.functional.linear(x, layer.weight * g, layer.bias * g)
 
     def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, skip_w_avg_update=False):
         misc.assert_shape(z, [None, self.z_dim])
@@ -227,7 +320,7 @@ class _ConvSynthesisBase(torch.nn.Module):
     up to img_resolution by the subclass's blocks, optional attention after the layers of attn_resolutions."""
 
     def _init_layout(self, w_dim, img_resolution, img_channels, channel_base, channel_max, attn_resolutions,
-            output_activation):
+            output_activation, eq_lr=False):
         """Set the shape attributes and `fc`; returns the channels-per-resolution function."""
         self.w_dim = w_dim
         self.img_resolution = img_resolution
@@ -240,7 +333,7 @@ class _ConvSynthesisBase(torch.nn.Module):
             self.block_resolutions.append(self.r0 * 2 ** (len(self.block_resolutions) + 1))
         self.attn_resolutions = _check_attn(attn_resolutions, [self.r0] + self.block_resolutions, 'generator')
         channels = _channels(channel_base, channel_max)
-        self.fc = torch.nn.Linear(w_dim, channels(self.r0) * self.r0 * self.r0)
+        self.fc = _linear(eq_lr, w_dim, channels(self.r0) * self.r0 * self.r0)
         return channels
 
     def _attend(self, x, res):
@@ -252,17 +345,17 @@ class DCGANSynthesis(_ConvSynthesisBase):
     img_resolution -> 3x3 convolution -> tanh. r0 = start_resolution(img_resolution) (4 for 32, 7 for 28)."""
 
     def __init__(self, w_dim, img_resolution, img_channels, channel_base=2048, channel_max=512, batch_norm=True,
-            attn_resolutions=[], attn_kwargs={}, output_activation='tanh'):
+            attn_resolutions=[], attn_kwargs={}, output_activation='tanh', eq_lr=False):
         super().__init__()
         channels = self._init_layout(w_dim, img_resolution, img_channels, channel_base, channel_max,
-            attn_resolutions, output_activation)
+            attn_resolutions, output_activation, eq_lr=eq_lr)
         cin = channels(self.r0)
         self.fc_norm = _norm(batch_norm, cin)
         for res in self.block_resolutions:
-            setattr(self, f'up{res}', torch.nn.ConvTranspose2d(cin, channels(res), 4, stride=2, padding=1))
+            setattr(self, f'up{res}', _conv_transpose(eq_lr, cin, channels(res), 4, stride=2, padding=1))
             setattr(self, f'norm{res}', _norm(batch_norm, channels(res)))
             cin = channels(res)
-        self.torgb = torch.nn.Conv2d(cin, img_channels, 3, padding=1)
+        self.torgb = _conv(eq_lr, cin, img_channels, 3, padding=1)
         for res in self.attn_resolutions: # last, so that adding attention leaves the other initial weights alone
             setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
 
@@ -290,8 +383,9 @@ class DCGANDiscriminator(torch.nn.Module):
 
     def __init__(self, c_dim, img_resolution, img_channels, channel_base=2048, channel_max=512, spectral_norm=True,
             num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={}, mbstd_group_size=0, batch_norm=False,
-            pack_size=1):
+            pack_size=1, eq_lr=False, concat_labels=False):
         super().__init__()
+        self.concat_labels = bool(concat_labels)
         self.mbstd_group_size = mbstd_group_size
         self.pack_size = _check_pack(pack_size, c_dim)
         self.c_dim = c_dim
@@ -306,9 +400,9 @@ class DCGANDiscriminator(torch.nn.Module):
             r //= 2
         self.attn_resolutions = _check_attn(attn_resolutions, self.block_resolutions + [self.r0], 'discriminator')
         channels = _channels(channel_base, channel_max)
-        sn = dict(spectral_norm=spectral_norm)
+        sn = dict(spectral_norm=spectral_norm, eq_lr=eq_lr)
 
-        cin = img_channels * self.pack_size
+        cin = img_channels * self.pack_size + (c_dim if concat_labels else 0)
         for res in self.block_resolutions:
             setattr(self, f'conv{res}', Conv2d(cin, channels(res), 3, padding=1, **sn))
             setattr(self, f'down{res}', Conv2d(channels(res), channels(res // 2), 4, stride=2, padding=1, **sn))
@@ -316,17 +410,19 @@ class DCGANDiscriminator(torch.nn.Module):
             cin = channels(res // 2)
         self.conv_out = Conv2d(cin + (1 if mbstd_group_size else 0), channels(self.r0), 3, padding=1, **sn)
         self.num_features = channels(self.r0) * self.r0 * self.r0
-        self.head = build_head(self.num_features, num_heads, c_dim, head_kwargs)
+        self.head = build_head(self.num_features, num_heads, 0 if concat_labels else c_dim, head_kwargs)
         for res in self.attn_resolutions: # last, so that adding attention leaves the other initial weights alone
             setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
 
     def _attend(self, x, res):
         return getattr(self, f'attn{res}')(x) if res in self.attn_resolutions else x
 
-    def features(self, img):
+    def features(self, img, c=None):
         misc.assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution])
         lrelu = lambda t: torch.nn.functional.leaky_relu(t, 0.1)
         x = pack(img.to(torch.float32), self.pack_size)
+        if self.__dict__.get('concat_labels', False):
+            x = concat_labels(x, c, self.c_dim)
         for res in self.block_resolutions:
             x = self._attend(lrelu(getattr(self, f'conv{res}')(x)), res)
             x = lrelu(getattr(self, f'norm{res}')(getattr(self, f'down{res}')(x)))
@@ -336,7 +432,7 @@ class DCGANDiscriminator(torch.nn.Module):
         return x.flatten(1)
 
     def forward(self, img, c, **_unused):
-        return self.head(self.features(img), c)
+        return self.head(self.features(img, c), c)
 
 #----------------------------------------------------------------------------
 # ResNet (SNGAN's CIFAR-10 networks, after Gulrajani et al.).
@@ -345,14 +441,14 @@ class DCGANDiscriminator(torch.nn.Module):
 class ResBlockUp(torch.nn.Module):
     """BN-ReLU-up-conv3x3-BN-ReLU-conv3x3, plus up-conv1x1 shortcut (identity if nothing changes)."""
 
-    def __init__(self, in_channels, out_channels, up=True, batch_norm=True):
+    def __init__(self, in_channels, out_channels, up=True, batch_norm=True, eq_lr=False):
         super().__init__()
         self.up = up
         self.norm0 = _norm(batch_norm, in_channels)
-        self.conv0 = torch.nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.conv0 = _conv(eq_lr, in_channels, out_channels, 3, padding=1)
         self.norm1 = _norm(batch_norm, out_channels)
-        self.conv1 = torch.nn.Conv2d(out_channels, out_channels, 3, padding=1)
-        self.skip = torch.nn.Conv2d(in_channels, out_channels, 1) if (up or in_channels != out_channels) else None
+        self.conv1 = _conv(eq_lr, out_channels, out_channels, 3, padding=1)
+        self.skip = _conv(eq_lr, in_channels, out_channels, 1) if (up or in_channels != out_channels) else None
 
     def forward(self, x):
         upsample = (lambda t: torch.nn.functional.interpolate(t, scale_factor=2, mode='nearest')) if self.up else (lambda t: t)
@@ -366,11 +462,11 @@ class ResBlockDown(torch.nn.Module):
     """(ReLU)-conv3x3-ReLU-conv3x3-(avgpool), plus conv1x1-(avgpool) shortcut. The first block of the trunk
     sees the image: no ReLU in front and the shortcut pools before its convolution (SNGAN's optimised block)."""
 
-    def __init__(self, in_channels, out_channels, down=True, first=False, spectral_norm=True):
+    def __init__(self, in_channels, out_channels, down=True, first=False, spectral_norm=True, eq_lr=False):
         super().__init__()
         self.down = down
         self.first = first
-        sn = dict(spectral_norm=spectral_norm)
+        sn = dict(spectral_norm=spectral_norm, eq_lr=eq_lr)
         self.conv0 = Conv2d(in_channels, out_channels, 3, padding=1, **sn)
         self.conv1 = Conv2d(out_channels, out_channels, 3, padding=1, **sn)
         self.skip = Conv2d(in_channels, out_channels, 1, **sn) if (down or in_channels != out_channels) else None
@@ -389,16 +485,16 @@ class ResNetSynthesis(_ConvSynthesisBase):
     """ws [N, 1, w_dim] -> linear -> r0 x r0 map -> up blocks to img_resolution -> BN-ReLU-conv3x3 -> tanh."""
 
     def __init__(self, w_dim, img_resolution, img_channels, channel_base=8192, channel_max=256, batch_norm=True,
-            attn_resolutions=[], attn_kwargs={}, output_activation='tanh'):
+            attn_resolutions=[], attn_kwargs={}, output_activation='tanh', eq_lr=False):
         super().__init__()
         channels = self._init_layout(w_dim, img_resolution, img_channels, channel_base, channel_max,
-            attn_resolutions, output_activation)
+            attn_resolutions, output_activation, eq_lr=eq_lr)
         cin = channels(self.r0)
         for res in self.block_resolutions:
-            setattr(self, f'b{res}', ResBlockUp(cin, channels(res), up=True, batch_norm=batch_norm))
+            setattr(self, f'b{res}', ResBlockUp(cin, channels(res), up=True, batch_norm=batch_norm, eq_lr=eq_lr))
             cin = channels(res)
         self.out_norm = _norm(batch_norm, cin)
-        self.torgb = torch.nn.Conv2d(cin, img_channels, 3, padding=1)
+        self.torgb = _conv(eq_lr, cin, img_channels, 3, padding=1)
         for res in self.attn_resolutions: # last, so that adding attention leaves the other initial weights alone
             setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
 
@@ -424,8 +520,9 @@ class ResNetDiscriminator(torch.nn.Module):
 
     def __init__(self, c_dim, img_resolution, img_channels, channel_base=4096, channel_max=128, spectral_norm=True,
             min_resolution=8, num_final_blocks=2, num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={},
-            mbstd_group_size=0, pack_size=1):
+            mbstd_group_size=0, pack_size=1, eq_lr=False, concat_labels=False):
         super().__init__()
+        self.concat_labels = bool(concat_labels)
         self.mbstd_group_size = mbstd_group_size
         self.pack_size = _check_pack(pack_size, c_dim)
         self.c_dim = c_dim
@@ -442,9 +539,9 @@ class ResNetDiscriminator(torch.nn.Module):
         self.attn_resolutions = _check_attn(attn_resolutions, [res // 2 for res in self.block_resolutions] + [r],
             'discriminator')
         channels = _channels(channel_base, channel_max)
-        sn = dict(spectral_norm=spectral_norm)
+        sn = dict(spectral_norm=spectral_norm, eq_lr=eq_lr)
 
-        cin = img_channels * self.pack_size
+        cin = img_channels * self.pack_size + (c_dim if concat_labels else 0)
         for idx, res in enumerate(self.block_resolutions):
             setattr(self, f'b{res}', ResBlockDown(cin, channels(res // 2), down=True, first=(idx == 0), **sn))
             cin = channels(res // 2)
@@ -454,16 +551,18 @@ class ResNetDiscriminator(torch.nn.Module):
                 first=(idx == 0 and not self.block_resolutions), **sn))
             cin = channels(self.r0)
         self.num_features = cin
-        self.head = build_head(self.num_features, num_heads, c_dim, head_kwargs)
+        self.head = build_head(self.num_features, num_heads, 0 if concat_labels else c_dim, head_kwargs)
         for res in self.attn_resolutions: # last, so that adding attention leaves the other initial weights alone
             setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
 
     def _attend(self, x, res):
         return getattr(self, f'attn{res}')(x) if res in self.attn_resolutions else x
 
-    def features(self, img):
+    def features(self, img, c=None):
         misc.assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution])
         x = pack(img.to(torch.float32), self.pack_size)
+        if self.__dict__.get('concat_labels', False):
+            x = concat_labels(x, c, self.c_dim)
         for res in self.block_resolutions:
             x = self._attend(getattr(self, f'b{res}')(x), res // 2)
         if self.mbstd_group_size:
@@ -473,7 +572,7 @@ class ResNetDiscriminator(torch.nn.Module):
         return torch.relu(x).sum(dim=[2, 3])
 
     def forward(self, img, c, **_unused):
-        return self.head(self.features(img), c)
+        return self.head(self.features(img, c), c)
 
 #----------------------------------------------------------------------------
 # MLP, for 2-D point data: an "image" of img_channels values at img_resolution 1 ([N, 2, 1, 1]). No feature
@@ -493,7 +592,7 @@ class MLPSynthesis(torch.nn.Module):
     point data lives in its own coordinates)."""
 
     def __init__(self, w_dim, img_resolution, img_channels, layer_features=256, num_layers=3, activation='relu',
-            batch_norm=False):
+            batch_norm=False, eq_lr=False):
         super().__init__()
         self.w_dim = w_dim
         self.img_resolution = img_resolution
@@ -504,9 +603,9 @@ class MLPSynthesis(torch.nn.Module):
         _activation(activation)
         sizes = [w_dim] + [layer_features] * num_layers
         for idx in range(num_layers):
-            setattr(self, f'fc{idx}', torch.nn.Linear(sizes[idx], sizes[idx + 1]))
+            setattr(self, f'fc{idx}', _linear(eq_lr, sizes[idx], sizes[idx + 1]))
             setattr(self, f'norm{idx}', torch.nn.BatchNorm1d(sizes[idx + 1]) if batch_norm else torch.nn.Identity())
-        self.out = torch.nn.Linear(sizes[-1], img_channels * img_resolution * img_resolution)
+        self.out = _linear(eq_lr, sizes[-1], img_channels * img_resolution * img_resolution)
 
     def forward(self, ws, **_unused):
         misc.assert_shape(ws, [None, self.num_ws, self.w_dim])
@@ -527,8 +626,10 @@ class MLPDiscriminator(torch.nn.Module):
     pack_size > 1 concatenates that many consecutive samples into one input (PacGAN, see pack)."""
 
     def __init__(self, c_dim, img_resolution, img_channels, layer_features=256, num_layers=3, activation='lrelu',
-            spectral_norm=False, num_heads=1, head_kwargs={}, mbstd_group_size=0, pack_size=1):
+            spectral_norm=False, num_heads=1, head_kwargs={}, mbstd_group_size=0, pack_size=1, eq_lr=False,
+            concat_labels=False):
         super().__init__()
+        self.concat_labels = bool(concat_labels)
         self.mbstd_group_size = mbstd_group_size
         self.pack_size = _check_pack(pack_size, c_dim)
         self.c_dim = c_dim
@@ -538,17 +639,20 @@ class MLPDiscriminator(torch.nn.Module):
         self.num_layers = num_layers
         self.activation = activation
         _activation(activation)
-        sizes = [self.pack_size * img_channels * img_resolution * img_resolution] + [layer_features] * num_layers
+        sizes = [self.pack_size * img_channels * img_resolution * img_resolution + (c_dim if concat_labels else 0)]
+        sizes += [layer_features] * num_layers
         for idx in range(num_layers):
             extra = 1 if (mbstd_group_size and idx == num_layers - 1) else 0
-            setattr(self, f'fc{idx}', Linear(sizes[idx] + extra, sizes[idx + 1], spectral_norm=spectral_norm))
+            setattr(self, f'fc{idx}', Linear(sizes[idx] + extra, sizes[idx + 1], spectral_norm=spectral_norm, eq_lr=eq_lr))
         self.num_features = sizes[-1] + (1 if (mbstd_group_size and num_layers == 0) else 0)
-        self.head = build_head(self.num_features, num_heads, c_dim, head_kwargs)
+        self.head = build_head(self.num_features, num_heads, 0 if concat_labels else c_dim, head_kwargs)
 
-    def features(self, img):
+    def features(self, img, c=None):
         misc.assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution])
         act = _activation(self.activation)
         x = pack(img.to(torch.float32), self.pack_size).flatten(1)
+        if self.__dict__.get('concat_labels', False):
+            x = concat_labels(x, c, self.c_dim)
         for idx in range(self.num_layers):
             if self.mbstd_group_size and idx == self.num_layers - 1:
                 x = self._with_stddev(x)
@@ -559,6 +663,6 @@ class MLPDiscriminator(torch.nn.Module):
         return minibatch_stddev(x[:, :, None, None], self.mbstd_group_size).flatten(1)
 
     def forward(self, img, c, **_unused):
-        return self.head(self.features(img), c)
+        return self.head(self.features(img, c), c)
 
 #----------------------------------------------------------------------------

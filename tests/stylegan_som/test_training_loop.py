@@ -452,3 +452,126 @@ def test_network_summaries_leave_networks_as_they_were(capsys):
     assert changed == [], changed
     assert G.training and D.training
     assert 'Generator' in capsys.readouterr().out
+
+#----------------------------------------------------------------------------
+# D steps per G step (n_critic), resumable; G_ema for every backbone.
+
+class CountingAdam(torch.optim.Adam):
+    """Adam that records, per step, how many parameters it holds (tells G's optimizer from D's)."""
+    steps = []
+    def step(self, closure=None):
+        CountingAdam.steps.append(sum(p.numel() for group in self.param_groups for p in group['params']))
+        return super().step(closure)
+
+def _toy_args(tmp_path, **kwargs):
+    import train
+    _desc, args = train.setup_training_loop_kwargs(cfg='toy', data='ring8', device_type='cpu', metrics=[], **kwargs)
+    del args['metrics'] # names for train.py, which turns them into the loop's snapshot_callbacks
+    args.update(run_dir=str(tmp_path), image_snapshot_ticks=None, network_snapshot_ticks=None)
+    return args
+
+@pytest.mark.parametrize('n_critic', [1, 3])
+def test_n_critic_runs_G_every_nth_step(tmp_path, n_critic):
+    # 2 kimg of --cfg=toy at batch 256 is 8 steps, every one a D step on a new batch of reals; G's phase runs on
+    # steps 0, n, 2n, ... (R1 every step: no lazy phases).
+    from stylegan_som.training_loop import training_loop
+    args = _toy_args(tmp_path, kimg=2, n_critic=n_critic)
+    assert args.get('n_critic', 1) == n_critic
+    for name in ('G', 'D'):
+        args[f'{name}_opt_kwargs'].class_name = f'{__name__}.CountingAdam'
+    CountingAdam.steps = []
+    training_loop(**args)
+    sizes = sorted(set(CountingAdam.steps))
+    assert len(sizes) == 2
+    who = ['G' if s == CountingAdam.steps[0] else 'D' for s in CountingAdam.steps] # G's phase comes first
+    want = [p for step in range(8) for p in (['G'] if step % n_critic == 0 else []) + ['D']]
+    assert who == want
+    assert who.count('D') == 8 and who.count('G') == -(-8 // n_critic)
+
+def test_n_critic_with_lazy_regularisation_counts_G_steps(tmp_path):
+    # With lazy phases, G's reg phase runs every G_reg_interval-th G step, i.e. every n_critic * G_reg_interval steps.
+    from stylegan_som.training_loop import training_loop
+    args = _toy_args(tmp_path, kimg=3, n_critic=2)
+    args.G_reg_interval, args.D_reg_interval = 2, 3
+    phases = []
+    class Recorder:
+        def __init__(self, **_kwargs):
+            pass
+        def accumulate_gradients(self, phase, **_kwargs):
+            phases.append(phase)
+        def state_dict(self):
+            return {}
+    import types
+    module = types.ModuleType('_ncritic_recorder')
+    module.Recorder = Recorder
+    import sys as _sys
+    _sys.modules['_ncritic_recorder'] = module
+    args.loss_kwargs = dict(class_name='_ncritic_recorder.Recorder')
+    try:
+        training_loop(**args)
+    finally:
+        del _sys.modules['_ncritic_recorder']
+    steps = 12 # 3000 / 256 rounded up
+    want = []
+    for step in range(steps):
+        want += ['Gmain'] if step % 2 == 0 else []
+        want += ['Greg'] if step % 4 == 0 else []
+        want += ['Dmain'] + (['Dreg'] if step % 3 == 0 else [])
+    assert phases == want
+
+def test_n_critic_resumes_exactly(tmp_path):
+    # n_critic=2, stopped after step 1 (tick 0's snapshot: in the middle of a G/D cycle) and continued from there,
+    # ends bit for bit where an uninterrupted run ends.
+    from stylegan_som.training_loop import training_loop
+    def run(run_dir, **extra):
+        os.makedirs(run_dir)
+        args = _toy_args(run_dir, kimg=2, n_critic=2)
+        args.update(kimg_per_tick=100, network_snapshot_ticks=1, **extra)
+        training_loop(**args)
+    run(tmp_path / 'ref')
+    first = tmp_path / 'ref' / 'network-snapshot-000000.pkl'
+    assert _load(first)['training_state']['batch_idx'] == 1
+    run(tmp_path / 'resumed', resume_pkl=str(first), resume_training_state=True)
+    a = _load(tmp_path / 'ref' / 'network-snapshot-000002.pkl')
+    b = _load(tmp_path / 'resumed' / 'network-snapshot-000002.pkl')
+    assert a['training_state']['batch_idx'] == b['training_state']['batch_idx'] == 8
+    def diff(x, y): # no augmentation pipe in the toy config
+        return _max_diff(dict(x, augment_pipe=torch.nn.Module()), dict(y, augment_pipe=torch.nn.Module()))
+    assert diff(a, b) == 0 and _opt_diff(a, b) == 0
+    assert diff(a, _load(first)) > 1e-3 # the comparison can fail
+    # And n_critic matters: the default schedule ends elsewhere.
+    run(tmp_path / 'default', n_critic=1)
+    assert diff(a, _load(tmp_path / 'default' / 'network-snapshot-000002.pkl')) > 1e-4
+
+@pytest.mark.parametrize('arch', ['stylegan2', 'dcgan', 'resnet', 'mlp'])
+def test_G_ema_exists_and_follows_G_for_every_backbone(tmp_path, arch):
+    # One step with the half-life set to one batch (beta = 1/2, no ramp-up): G_ema = (G_0 + G_1) / 2 parameter for
+    # parameter, and its buffers (batch-norm statistics, w_avg) are G's.
+    import train
+    import dnnlib
+    from stylegan_som.training_loop import training_loop
+    kwargs = dict(cfg='toy', data='ring8') if arch == 'mlp' else dict(cfg='tiny', arch=None if arch == 'stylegan2' else arch,
+        data=make_image_folder(tmp_path / 'data', num=8, res=8), aug='noaug')
+    if arch in ('dcgan', 'resnet'):
+        kwargs.update(cbase=256, cmax=32) # small enough for a quick CPU step
+    # Hinge: G's gradient does not vanish where a fresh D scores the fakes far off (the ResNet D's summed features).
+    _desc, args = train.setup_training_loop_kwargs(device_type='cpu', metrics=[], loss='hinge', **kwargs)
+    del args['metrics'] # names for train.py, which turns them into the loop's snapshot_callbacks
+    batch = args.batch_size
+    args.update(run_dir=str(tmp_path), image_snapshot_ticks=None, network_snapshot_ticks=1, total_kimg=batch / 1000,
+        ema_kimg=batch / 1000, ema_rampup=None)
+    training_loop(**args)
+    data = _load(tmp_path / 'network-snapshot-000000.pkl')
+    assert data['training_state']['batch_idx'] == 1
+    training_set = dnnlib.util.construct_class_by_name(**args.training_set_kwargs)
+    torch.manual_seed(args.random_seed) # the loop builds G first after seeding
+    G0 = dnnlib.util.construct_class_by_name(**args.G_kwargs, c_dim=training_set.label_dim,
+        img_resolution=training_set.resolution, img_channels=training_set.num_channels)
+    G1, ema = data['G'], data['G_ema']
+    moved = 0.0
+    for (name, p0), p1, pe in zip(G0.named_parameters(), G1.parameters(), ema.parameters()):
+        torch.testing.assert_close(pe, (p0.detach() + p1) / 2, rtol=1e-5, atol=1e-6, msg=name)
+        moved = max(moved, float((p1 - p0).detach().abs().max()))
+    assert moved > 1e-4 # G did move, so the average is not trivially G
+    for (name, b1), be in zip(G1.named_buffers(), ema.buffers()):
+        assert torch.equal(b1, be), name

@@ -49,5 +49,7 @@ def test_registry_facts():
         registry.register('c', 'x.C', slow=True)
     assert plugins.BACKBONES.names(mixable=True) == ['dcgan', 'resnet']
     assert plugins.BACKBONES.names(points=True) == ['mlp']
-    assert plugins.HEADS.names(needs_labels=True) == ['cmap', 'projection']
+    assert plugins.HEADS.names(needs_labels=True) == ['acgan', 'cmap', 'concat', 'projection']
+    assert plugins.HEADS.names(aux_loss=True) == ['acgan']
+    assert plugins.HEADS.info('concat').d_kwargs == dict(concat_labels=True)
     assert plugins.HEADS.class_name('cmap') is None # StyleGAN2's own layer, no plugin

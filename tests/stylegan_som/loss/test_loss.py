@@ -102,10 +102,12 @@ TEXTBOOK_D = {
     'wgan':      lambda r, f: -r.mean() + f.mean(),
     'wgan-gp':   lambda r, f: -r.mean() + f.mean(),
     'lsgan':     lambda r, f: 0.5 * (r - 1).square().mean() + 0.5 * f.square().mean(),
+    'lsgan-sigmoid': lambda r, f: 0.5 * (r.sigmoid() - 1).square().mean() + 0.5 * f.sigmoid().square().mean(),
     'rahinge':   lambda r, f: torch.relu(1 - (r - f.mean())).mean() + torch.relu(1 + (f - r.mean())).mean(),
     'softmax':   lambda r, f: -r.mean() + torch.cat([r, f]).logsumexp(0).sum(),
     'rpgan':     lambda r, f: sp(f - r).mean(),
 }
+TEXTBOOK_D['relativistic-hinge'] = TEXTBOOK_D['rahinge']
 TEXTBOOK_G = {
     'stylegan2': lambda r, f: sp(-f).mean(),
     'ns':        lambda r, f: sp(-f).mean(),
@@ -114,10 +116,13 @@ TEXTBOOK_G = {
     'wgan':      lambda r, f: -f.mean(),
     'wgan-gp':   lambda r, f: -f.mean(),
     'lsgan':     lambda r, f: 0.5 * (f - 1).square().mean(),
+    'lsgan-sigmoid': lambda r, f: 0.5 * (f.sigmoid() - 1).square().mean(),
     'rahinge':   lambda r, f: torch.relu(1 - (f - r.mean())).mean() + torch.relu(1 + (r - f.mean())).mean(),
     'softmax':   lambda r, f: -torch.cat([r, f]).mean() + torch.cat([r, f]).logsumexp(0).sum(),
     'rpgan':     lambda r, f: sp(r - f).mean(),
 }
+
+TEXTBOOK_G['relativistic-hinge'] = TEXTBOOK_G['rahinge']
 
 @pytest.mark.parametrize('name', sorted(TEXTBOOK_D))
 def test_single_head_equals_textbook_loss(name):
@@ -498,3 +503,63 @@ def test_prototype_units_learn_from_D_features():
     # Dreg passes (R1) read the map but do not move it.
     loss.accumulate_gradients('Dreg', real, c, z, c, sync=True, gain=1.0)
     assert torch.allclose(loss.state_dict()['som_prototypes'], expected, atol=1e-5)
+
+#----------------------------------------------------------------------------
+# A head with an auxiliary loss (ACGAN): its class logits add cross-entropy to D on reals and fakes, to G on fakes.
+
+class _DAux(torch.nn.Module):
+    def __init__(self, num_heads=1, c_dim=2):
+        super().__init__()
+        from stylegan_som.heads.acgan import ACGANHead
+        self.trunk = torch.nn.Linear(3 * 4 * 4, 5)
+        self.head = ACGANHead(5, num_heads=num_heads, c_dim=c_dim)
+    def forward(self, img, c):
+        return self.head(torch.tanh(self.trunk(img.flatten(1))), c)
+
+@pytest.mark.parametrize('objective,num_heads', [('stylegan2', 1), ('hinge', 4), ('rahinge', 1)])
+def test_aux_head_adds_cross_entropy_to_both_players(objective, num_heads):
+    torch.manual_seed(0)
+    G, D = _G(2), _DAux(num_heads)
+    z, real = torch.randn(6, 3), torch.randn(6, 3, 4, 4)
+    real_c = torch.nn.functional.one_hot(torch.arange(6) % 2, 2).float()
+    gen_c = torch.nn.functional.one_hot((torch.arange(6) + 1) % 2, 2).float()
+    loss = StyleGAN2Loss(device=CPU, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, style_mixing_prob=0,
+        r1_gamma=0, pl_weight=0, objective=objective)
+    assert loss.aux_head is D.head
+    obj = loss.objective
+    ce = lambda out, c: -(c * out[:, num_heads:].log_softmax(1)).sum(1).mean()
+    def expected_D():
+        fake = G.synthesis(G.mapping(z, gen_c)).detach()
+        r, f = D(real, real_c), D(fake, gen_c)
+        adv = obj.d_loss(r[:, :num_heads], f[:, :num_heads]).mean() if num_heads == 1 else None
+        if num_heads > 1: # SOM weights on the reals' logits only, as the loss forms them
+            w = loss.som.real_weights(r[:, :num_heads].detach(), learn=False)
+            adv = obj.d_loss(r[:, :num_heads], f[:, :num_heads], w).mean()
+        (adv + ce(r, real_c) + ce(f, gen_c)).mul(0.5).backward()
+    def expected_G():
+        f = D(G.synthesis(G.mapping(z, gen_c)), gen_c)
+        r = D(real, real_c).detach()
+        adv = obj.g_loss(f[:, :num_heads], r[:, :num_heads] if obj.couples else None).mean()
+        (adv + ce(f, gen_c)).mul(0.5).backward()
+    got = _grads(D, lambda: loss.accumulate_gradients('Dmain', real, real_c, z, gen_c, sync=True, gain=0.5))
+    _assert_close(got, _grads(D, expected_D))
+    names = [n for n, _ in D.named_parameters()]
+    assert got[names.index('head.class_weight')].abs().sum() > 0 # the classifier does learn
+    got = _grads(G, lambda: loss.accumulate_gradients('Gmain', real, real_c, z, gen_c, sync=True, gain=0.5))
+    _assert_close(got, _grads(G, expected_G))
+
+def test_aux_loss_is_reported():
+    torch.manual_seed(0)
+    G, D = _G(2), _DAux(1)
+    z, real, c = torch.randn(4, 3), torch.randn(4, 3, 4, 4), torch.eye(2)[[0, 1, 0, 1]]
+    loss = StyleGAN2Loss(device=CPU, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, style_mixing_prob=0,
+        r1_gamma=0, pl_weight=0)
+    collector = training_stats.Collector(regex='Loss/./aux')
+    for phase in ('Dmain', 'Gmain'):
+        _grads(G if phase == 'Gmain' else D, lambda phase=phase: loss.accumulate_gradients(phase, real, c, z, c, sync=True, gain=1))
+    collector.update()
+    assert collector.num('Loss/D/aux') == 8 and collector.num('Loss/G/aux') == 4
+    assert 0 < collector.mean('Loss/D/aux') < 10
+    # Without such a head nothing changes: no aux statistic, the logits come back whole.
+    _, D2, loss2, z, c0, real = _setup()
+    assert loss2.aux_head is None and loss2.run_D(real, c0, sync=False).shape == (6, 1)

@@ -57,6 +57,13 @@ CASES['ns'] = CASES['stylegan2']
 # D as the non-saturating loss; G: log(1 - sig(f)) = -sp(f), gradient -sig(f) per sample.
 CASES['minimax'] = CASES['ns'][:3] + (-(sp(0.5) + sp(-3)) / 2, [-sig(0.5) / 2, -sig(-3) / 2])
 CASES['wgan-gp'] = CASES['wgan']
+CASES['relativistic-hinge'] = CASES['rahinge'] # the same class under MSG-GAN's name
+# Least squares on s = sig(x): D 1/2 (s(r) - 1)^2 + 1/2 s(f)^2, G 1/2 (s(f) - 1)^2; ds/dx = s (1 - s).
+_S = {x: sig(x) for x in R + F}
+CASES['lsgan-sigmoid'] = (
+    (0.5 * (_S[2] - 1) ** 2 + 0.5 * (_S[-1] - 1) ** 2) / 2 + (0.5 * _S[0.5] ** 2 + 0.5 * _S[-3] ** 2) / 2,
+    [(_S[x] - 1) * _S[x] * (1 - _S[x]) / 2 for x in R], [_S[x] ** 2 * (1 - _S[x]) / 2 for x in F],
+    (0.5 * (_S[0.5] - 1) ** 2 + 0.5 * (_S[-3] - 1) ** 2) / 2, [(_S[x] - 1) * _S[x] * (1 - _S[x]) / 2 for x in F])
 
 def test_every_registered_loss_has_a_case():
     assert sorted(CASES) == plugins.LOSSES.names()
@@ -114,8 +121,18 @@ def test_default_regularisers():
     assert defaults('minimax') == defaults('ns')
     assert defaults('wgan')['weight_clip'] == 0.01 and not defaults('wgan')['r1']
     assert defaults('wgan-gp')['gp_weight'] == 10 and not defaults('wgan-gp')['r1']
-    for name in ('hinge', 'lsgan', 'softmax', 'rahinge'):
+    for name in ('hinge', 'lsgan', 'lsgan-sigmoid', 'softmax', 'rahinge', 'relativistic-hinge'):
         assert defaults(name)['r1'] and defaults(name)['gp_weight'] == 0 and defaults(name)['weight_clip'] == 0
+
+def test_lsgan_sigmoid_numbers():
+    # sig(0) = 1/2: D's loss on a real at logit 0 is 1/2 (1/2 - 1)^2 = 1/8, on a fake the same; G's is 1/8 too.
+    obj = plugins.LOSSES.build('lsgan-sigmoid')
+    zero = torch.zeros(3, 2)
+    assert obj.d_loss(zero, zero).tolist() == pytest.approx([0.25, 0.25])
+    assert obj.g_loss(zero).tolist() == pytest.approx([0.125, 0.125])
+    # Bounded: a logit of -50 on a real costs at most 1/2 (LSGAN's would be 1/2 * 51^2).
+    assert float(obj.d_real(torch.tensor([[-50.0]]))) == pytest.approx(0.5)
+    assert type(plugins.LOSSES.build('relativistic-hinge')) is type(plugins.LOSSES.build('rahinge'))
 
 def test_rpgan_pairs_need_equal_batches():
     with pytest.raises(ValueError, match='one to one'):

@@ -229,3 +229,89 @@ def test_packing_in_every_discriminator(arch, res, channels, D_kwargs):
     _, D0 = common.build(arch, res, channels, D_kwargs=D_kwargs)
     D1.eval(), D0.eval()
     torch.testing.assert_close(D1(img, c), D0(img, c))
+
+#----------------------------------------------------------------------------
+# Equalised learning rate (--eq-lr) and CGAN's input conditioning (--d-head=concat).
+
+_ARCHS = [('dcgan', 16, 3, dict(channel_base=128, channel_max=8)), ('resnet', 16, 3, dict(channel_base=128, channel_max=8)),
+    ('mlp', 1, 2, dict(layer_features=16, num_layers=2))]
+
+def _layers(module):
+    """Every convolution and linear layer of a network, except the heads' (equalised already) and attention."""
+    return [(name, m) for name, m in module.named_modules() if not name.startswith('head') and
+        isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d, small.Linear, small.Conv2d))]
+
+def test_equalised_layers_by_hand():
+    torch.manual_seed(0)
+    layer = small.EqLinear(4, 2)
+    assert layer.weight_gain == 0.5 and float(layer.bias.detach().abs().sum()) == 0 # 1/sqrt(fan-in 4), zero bias
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(layer(x), x @ (layer.weight * 0.5).t())
+    slow = small.EqLinear(4, 2, lr_multiplier=0.01) # stored at 100x, applied at 0.01/sqrt(4): the same function scale
+    assert slow.weight_gain == pytest.approx(0.005) and slow.weight.std() > 10
+    conv = small.EqConv2d(3, 5, 3, padding=1)
+    assert conv.weight_gain == pytest.approx(1 / np.sqrt(27))
+    img = torch.randn(2, 3, 4, 4)
+    torch.testing.assert_close(conv(img), torch.nn.functional.conv2d(img, conv.weight / np.sqrt(27), conv.bias, padding=1))
+    up = small.EqConvTranspose2d(6, 2, 4, stride=2, padding=1) # weight [in 6, out 2, 4, 4]: fan-in 6 * 16
+    assert up.weight_gain == pytest.approx(1 / np.sqrt(96))
+    torch.testing.assert_close(up(torch.ones(1, 6, 2, 2)), torch.nn.functional.conv_transpose2d(torch.ones(1, 6, 2, 2),
+        up.weight / np.sqrt(96), up.bias, stride=2, padding=1))
+    d = small.Conv2d(3, 5, 3, padding=1, eq_lr=True) # D's layer, also with spectral norm
+    torch.testing.assert_close(d(img), torch.nn.functional.conv2d(img, d.weight / np.sqrt(27), d.bias, padding=1))
+    # Spectral norm divides the gain out again: the same function as the plain layer with the same weights.
+    sn = small.Linear(4, 2, spectral_norm=True, eq_lr=True).eval()
+    plain = small.Linear(4, 2, spectral_norm=True).eval()
+    plain.load_state_dict(sn.state_dict())
+    torch.testing.assert_close(sn(x), plain(x))
+
+@pytest.mark.parametrize('arch, res, channels, D_kwargs', _ARCHS)
+def test_eq_lr_in_every_small_backbone(arch, res, channels, D_kwargs):
+    from . import _common as common
+    eq = dict(eq_lr=True)
+    G, D = common.build(arch, res, channels, c_dim=3, G_kwargs=dict(synthesis_kwargs=eq, mapping_kwargs=dict(eq)),
+        D_kwargs=dict(D_kwargs, **eq))
+    G0, D0 = common.build(arch, res, channels, c_dim=3, D_kwargs=D_kwargs)
+    for net, plain in ((G, G0), (D, D0)):
+        assert [n for n, _ in _layers(net)] == [n for n, _ in _layers(plain)] # same layers, names and shapes
+        assert [p.shape for p in net.parameters()] == [p.shape for p in plain.parameters()]
+        for name, layer in _layers(net):
+            fan_in = layer.weight.shape[0] if isinstance(layer, torch.nn.ConvTranspose2d) else layer.weight.shape[1]
+            fan_in *= layer.weight[0, 0].numel() if layer.weight.ndim == 4 else 1
+            assert layer.weight_gain == pytest.approx(1 / np.sqrt(fan_in)), name # He's constant, at run time
+            if layer.weight.numel() >= 200: # stored unit-variance
+                assert 0.8 < float(layer.weight.std()) < 1.2, name
+        for name, layer in _layers(plain): # the default keeps torch's layers
+            assert getattr(layer, 'weight_gain', 1) == 1 and float(layer.weight.std()) < 0.8, name
+    img, c = common.check_generator_interface(G, n=4)
+    common.check_roundtrip(G, D, img.detach(), c)
+    # The step that Adam takes on a stored weight moves the function by 1/sqrt(fan_in) of it: scaling a stored
+    # weight by a factor changes the layer's output linearly, as without eq_lr, but through the gain.
+    name, layer = _layers(G.synthesis)[0]
+    x = torch.randn(2, *((layer.in_features,) if isinstance(layer, torch.nn.Linear) else (layer.in_channels, 4, 4)))
+    base = layer(x)
+    with torch.no_grad():
+        layer.weight.mul_(2)
+    torch.testing.assert_close(layer(x) - layer.bias.view(-1, *([1] * (x.ndim - 2))), 2 * (base - layer.bias.view(-1, *([1] * (x.ndim - 2)))))
+
+@pytest.mark.parametrize('arch, res, channels, D_kwargs', _ARCHS)
+def test_concat_labels_in_every_small_discriminator(arch, res, channels, D_kwargs):
+    from . import _common as common
+    _, D = common.build(arch, res, channels, c_dim=3, D_kwargs=dict(D_kwargs, concat_labels=True, num_heads=2))
+    _, D0 = common.build(arch, res, channels, c_dim=3, D_kwargs=D_kwargs)
+    D.eval()
+    first = _layers(D)[0][1]
+    first0 = _layers(D0)[0][1]
+    assert first.weight.shape[1] == first0.weight.shape[1] + 3 # the labels enter with the input
+    assert type(D.head).__name__ == 'LinearHead' and type(D0.head).__name__ == 'ProjectionHead' # unconditional head
+    img = torch.randn(4, channels, res, res)
+    c = torch.eye(3)[[0, 1, 2, 0]]
+    out = D(img, c)
+    assert out.shape == (4, 2)
+    assert not torch.allclose(D(img, torch.eye(3)[[1, 2, 0, 1]]), out) # another class, another score
+    # By hand: the input is the image and, per label component, a constant map (MLP: a vector) of its value.
+    x = small.concat_labels(img, c, 3)
+    assert x.shape == (4, channels + 3, res, res) and torch.equal(x[:, channels:, 0, 0], c) and torch.equal(x[:, channels:].amax([2, 3]), c)
+    with pytest.raises(ValueError, match='labels of dimension 3'):
+        D(img, None)
+    torch.testing.assert_close(pickle.loads(pickle.dumps(D))(img, c), out)
