@@ -791,6 +791,17 @@ def _setup_som_and_loss(args, desc, gamma=None, loss=None, som_d=None, som_topo=
 
 #----------------------------------------------------------------------------
 
+def _check_images(args, mode, skip_bad):
+    """--check-images / --skip-bad-images: decode every image once now (see stylegan_som.image_check)."""
+    from stylegan_som import image_check
+    try:
+        args.training_set_kwargs, warning = image_check.check(args.training_set_kwargs, mode, skip_bad,
+            num_workers=args.data_loader_kwargs.get('num_workers', 0))
+    except (IOError, OSError, ValueError) as err:
+        raise UserError(f'--data: {err}')
+    if warning:
+        print(warning)
+
 def _continues_run(args):
     """Whether --resume continues the run that wrote the pickle (restoring optimizer states, counters, p and
     RNG) rather than starting a new run from its weights (upstream's transfer learning). It continues when the
@@ -1042,6 +1053,9 @@ def _augpipe_names():
 @click.option('--nobench',      help='Turn off cuDNN autotuning', type=bool, metavar='BOOL')
 @click.option('--allow-tf32',   help='Let matmul and convolutions use TF32', type=bool, metavar='BOOL')
 @click.option('--workers',      help='Data-loading worker processes per training process [default: 3, at most the cores per process]', type=int, metavar='INT')
+@click.option('--snap-format',  help='Network snapshots as pkl (upstream\'s format), safetensors (weights only; training state in .state.safetensors) or both [default: pkl]', type=click.Choice(['pkl', 'safetensors', 'both']), default='pkl')
+@click.option('--check-images', help='Decode every image once before training: full or none [default: full under 100,000 images]', type=click.Choice(['full', 'none']))
+@click.option('--skip-bad-images', help='Train on the images that decode, leaving the others out with a warning', is_flag=True)
 
 # Backbone.
 @click.option('--arch',         help='Networks: stylegan2, or small ones for CPU studies, see "Backbones" below [default: stylegan2; toy: mlp; stacked-mnist: dcgan]', type=click.Choice(_backbone_names()))
@@ -1152,9 +1166,12 @@ def main(ctx, outdir, dry_run, **config_kwargs):
     device_type = 'cuda' if torch.cuda.is_available() else 'cpu'
     if config_kwargs.pop('trust_pickle'): # through the environment, so that every training process sees it
         os.environ[persistence.TRUST_ENV] = '1'
+    snap_format, check_images, skip_bad_images = (config_kwargs.pop(k) for k in ('snap_format', 'check_images', 'skip_bad_images'))
     try:
         run_desc, args = setup_training_loop_kwargs(outdir=outdir, device_type=device_type,
             world_size=(dist_env[2] if dist_env is not None else None), **config_kwargs)
+        args.snapshot_format = snap_format
+        _check_images(args, check_images, skip_bad_images)
         if dist_env is None and device_type == 'cuda' and args.num_gpus > torch.cuda.device_count():
             raise UserError(f'--gpus={args.num_gpus} but only {torch.cuda.device_count()} CUDA device(s) are visible')
     except UserError as err:

@@ -1,4 +1,5 @@
-"""Loading network pickles written by StyleGAN2-ADA, by the official SOMGAN StyleGAN code, or by this project.
+"""Loading network pickles written by StyleGAN2-ADA, by the official SOMGAN StyleGAN code, or by this project,
+and this project's safetensors weights files (stylegan_som.weights), which are told apart by their first bytes.
 
 A network pickle is a dict pickled through `torch_utils.persistence`: every network class carries the
 source of its module, which is executed against the installed `dnnlib` / `torch_utils` on load. Layouts:
@@ -70,13 +71,15 @@ def load_network_pkl(f, force_fp16=False, trust=None):
             return load_network_pkl(fp, force_fp16=force_fp16, trust=trust)
 
     name = _describe(f)
-    try:
-        if persistence.trust_from_env() if trust is None else trust:
-            data = _Unpickler(f).load()
-        else:
-            data = persistence.load(f, trust=False, unpickler_class=_SafeUnpickler)
-    except Exception as e: # MemoryError included: a corrupt length field can ask for terabytes
-        raise NetworkPickleError(_explain_load_failure(name, e)) from e
+    f, data = _read_if_weights(f, name) # a weights file holds no pickle, so trust does not apply to it
+    if data is None:
+        try:
+            if persistence.trust_from_env() if trust is None else trust:
+                data = _Unpickler(f).load()
+            else:
+                data = persistence.load(f, trust=False, unpickler_class=_SafeUnpickler)
+        except Exception as e: # MemoryError included: a corrupt length field can ask for terabytes
+            raise NetworkPickleError(_explain_load_failure(name, e)) from e
 
     if isinstance(data, tuple) and any(isinstance(x, _TFNetworkStub) for x in data):
         raise NetworkPickleError(f'{name} is a TensorFlow StyleGAN/StyleGAN2 network pickle, which is not supported here. '
@@ -182,6 +185,25 @@ class _SafeUnpickler(persistence.NetworkUnpickler):
             return _TFNetworkStub
         return super().check(module, name)
 
+
+def _read_if_weights(f, name):
+    """(f, None) for a pickle, (f, snapshot dict) for a safetensors weights file (stylegan_som.weights)."""
+    from . import weights # pylint: disable=import-outside-toplevel
+    if not (hasattr(f, 'seekable') and f.seekable()):
+        f = io.BytesIO(f.read()) # a stream: keep what is read for the unpickler
+    try:
+        pos = f.tell()
+        head = f.read(9)
+        f.seek(pos)
+    except OSError as e:
+        raise NetworkPickleError(f'Cannot read {name}: {e.strerror or e}') from e
+    if not weights.is_weights_file(head):
+        return f, None
+    path = getattr(f, 'name', None)
+    try:
+        return f, weights.load(f, path=os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else None)
+    except weights.WeightsError as e:
+        raise NetworkPickleError(str(e)) from e
 
 def _describe(f):
     name = getattr(f, 'name', None)

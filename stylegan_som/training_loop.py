@@ -259,6 +259,7 @@ def training_loop(
     kimg_per_tick           = 4,        # Progress line every this many thousand images.
     image_snapshot_ticks    = 50,       # fakesNNNNNN.png every this many ticks; None = never.
     network_snapshot_ticks  = 50,       # network-snapshot-NNNNNN.pkl every this many ticks; None = never.
+    snapshot_format         = 'pkl',    # 'pkl', 'safetensors' (weights + .state.safetensors) or 'both'.
     resume_pkl              = None,     # Start from this network pickle (path or URL).
     resume_training_state   = False,    # Also restore its training state and continue the run it came from.
     cudnn_benchmark         = True,     # torch.backends.cudnn.benchmark.
@@ -678,7 +679,9 @@ def training_loop(
             if rank == 0:
                 snapshot_lib.check_plain(training_state)
                 snapshot_data[snapshot_lib.STATE_KEY] = training_state
-                snapshot_lib.atomic_write_pickle(snapshot_data, snapshot_pkl)
+                snapshot_pkl = snapshot_lib.write_snapshot(snapshot_data, snapshot_pkl, snapshot_format)
+            else:
+                snapshot_pkl = snapshot_lib.snapshot_path(snapshot_pkl, snapshot_format)
             last_snapshot = snapshot_pkl
             del training_state, per_rank
 
