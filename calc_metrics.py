@@ -29,7 +29,7 @@ _DATASET_CLASS_ALIASES = {
 }
 
 def find_latest_snapshot(outdir='training-runs'):
-    """Newest network-snapshot-NNNNNN.pkl of the newest run (highest run id) under `outdir` that has one.
+    """Newest network-snapshot-NNNNNN.pkl (or .safetensors) of the newest run (highest run id) under `outdir` that has one.
     Returns (path, note) where note mentions newer runs without snapshots; raises IOError if there is none."""
     if not os.path.isdir(outdir):
         raise IOError(f'No --network given and no run directory {os.path.abspath(outdir)} to take the newest snapshot from')
@@ -41,13 +41,13 @@ def find_latest_snapshot(outdir='training-runs'):
     skipped = []
     for _run_id, name in sorted(runs, reverse=True):
         snapshots = []
-        for path in glob.glob(os.path.join(glob.escape(os.path.join(outdir, name)), 'network-snapshot-*.pkl')):
-            m = re.fullmatch(r'network-snapshot-(\d+)\.pkl', os.path.basename(path))
+        for path in glob.glob(os.path.join(glob.escape(os.path.join(outdir, name)), 'network-snapshot-*')):
+            m = re.fullmatch(r'network-snapshot-(\d+)\.(pkl|safetensors)', os.path.basename(path)) # the pickle where both
             if m:
-                snapshots.append((int(m.group(1)), path))
+                snapshots.append((int(m.group(1)), m.group(2) == 'pkl', path))
         if snapshots:
             note = f' (newer runs without snapshots: {", ".join(skipped)})' if skipped else ''
-            return max(snapshots)[1], note
+            return max(snapshots)[2], note
         skipped.append(name)
     raise IOError(f'No --network given and no network-snapshot-*.pkl in any run under {os.path.abspath(outdir)}')
 

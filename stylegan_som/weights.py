@@ -280,6 +280,7 @@ def load(f, path=None):
             raise WeightsError(f'{path}: unreadable metadata for {key}')
         data[key] = _build(key, spec, tensors, path)
     data.setdefault('augment_pipe', None)
+    data.setdefault('D', None) # a pickle may have D=None (upstream's loader keeps it); SOMGAN files have D0 ..
     spath = state_path(path)
     if path.endswith(SUFFIX) and os.path.isfile(spath):
         with open(spath, 'rb') as fp:

@@ -451,3 +451,30 @@ def test_network_summaries_leave_networks_as_they_were(capsys):
     assert changed == [], changed
     assert G.training and D.training
     assert 'Generator' in capsys.readouterr().out
+
+def test_safetensors_snapshots_resume_bit_identically(tmp_path):
+    # --snap-format=both writes each snapshot twice; continuing the run from the kimg-0 weights file (and the
+    # .state.safetensors beside it) ends with exactly the networks, optimizer states and counters of the
+    # uninterrupted run, and --snap-format=safetensors writes no pickle.
+    from stylegan_som import legacy # pylint: disable=import-outside-toplevel
+    data8 = make_image_folder(tmp_path / 'dots', num=48, res=8)
+    ref = tmp_path / 'ref'
+    _finish(_start(ref, f'--data={data8}', '--kimg=1', '--snap-format=both'))
+    ref_run = ref / os.listdir(ref)[0]
+    assert {'network-snapshot-000000.safetensors', 'network-snapshot-000000.state.safetensors',
+        'network-snapshot-000001.pkl'} <= set(os.listdir(ref_run))
+    st = ref_run / 'network-snapshot-000000.safetensors'
+    out = _finish(_start(tmp_path / 'resumed', f'--data={data8}', '--kimg=1', f'--resume={st}', '--snap-format=safetensors'))
+    assert f'continuing the run of {st} at kimg 0.0' in out
+    resumed_run = tmp_path / 'resumed' / os.listdir(tmp_path / 'resumed')[0]
+    assert not [f for f in os.listdir(resumed_run) if f.endswith('.pkl')]
+    a = legacy.load_network_pkl(str(ref_run / 'network-snapshot-000001.pkl'))
+    b = legacy.load_network_pkl(str(resumed_run / 'network-snapshot-000001.safetensors'))
+    for key in ('G', 'D', 'G_ema', 'augment_pipe'):
+        ta = dict(list(a[key].named_parameters()) + list(a[key].named_buffers()))
+        tb = dict(list(b[key].named_parameters()) + list(b[key].named_buffers()))
+        assert ta.keys() == tb.keys() and all(torch.equal(ta[n], tb[n]) for n in ta), key
+    sa, sb = a['training_state'], b['training_state']
+    assert sa['cur_nimg'] == sb['cur_nimg'] == 1000 and sa['augment_p'] == sb['augment_p'] and sa['batch_idx'] == sb['batch_idx']
+    assert _opt_diff(a, b) == 0
+    assert _max_diff(a, legacy.load_network_pkl(str(st))) > 1e-3 # the run moved on from the snapshot it resumed
