@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-import dnnlib
-from stylegan_som import legacy, snapshot, weights
+from stylegan_som import attach, legacy, snapshot, weights
 from stylegan_som.legacy import NetworkPickleError
+from tests.stylegan_som.test_attach import upstream_made # pylint: disable=unused-import # noqa: F401 (a fixture)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -221,6 +221,26 @@ def test_export_generate_attach(tmp_path):
     res = _run('-m', 'stylegan_som.export', f'--network={tmp_path / "none.pkl"}', f'--out={st}')
     assert res.returncode == 2 and '--network' in res.stderr and 'none.pkl' in res.stderr and 'Traceback' not in res.stderr
 
+def test_upstream_layouts(upstream_made, tmp_path):
+    # Pickles whose classes live only in their embedded source (training.networks), in upstream's and in SOMGAN's
+    # layout (D0 .. D2, no D), export and draw what the pickle draws.
+    out, exp = upstream_made
+    data = legacy.load_network_pkl(str(out / 'cond.pkl'))
+    weights.save(data, tmp_path / 'cond.safetensors')
+    got = legacy.load_network_pkl(str(tmp_path / 'cond.safetensors'))
+    assert got['training_set_kwargs']['class_name'] == 'training.dataset.ImageFolderDataset'
+    assert torch.equal(got['G_ema'](exp['z'], exp['c'], noise_mode='const'), exp['cond_G'])
+    assert torch.equal(got['D'](exp['img'], exp['c']), exp['cond_D'])
+    somgan = legacy.load_network_pkl(str(out / 'somgan.pkl'))
+    weights.save(somgan, tmp_path / 'somgan.safetensors')
+    got = legacy.load_network_pkl(str(tmp_path / 'somgan.safetensors'))
+    assert got['D'] is None and len(legacy.discriminators(got)) == 3
+    for a, b in zip(legacy.discriminators(somgan), legacy.discriminators(got)):
+        _assert_same(a, b)
+    merged = attach.attach(got, log=None) # one D with the 3 discriminators as heads, as from the pickle
+    assert merged['D'].num_heads == 3
+    _assert_same(merged['D'], attach.attach(somgan, log=None)['D'])
+
 UPSTREAM_ENV = 'SGSOM_UPSTREAM_SRC' # a checkout of NVlabs/stylegan2-ada-pytorch, as in test_legacy.py
 
 @pytest.mark.skipif(not os.environ.get(UPSTREAM_ENV), reason=f'{UPSTREAM_ENV} (an upstream checkout) not set')
@@ -262,6 +282,5 @@ def test_every_listed_class_is_ours():
     for registry in (plugins.HEADS, plugins.BLOCKS):
         for name in registry.names():
             assert registry.class_name(name) in names, name
-    assert isinstance(dnnlib.EasyDict(), dict)
 
 #----------------------------------------------------------------------------
