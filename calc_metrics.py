@@ -132,7 +132,7 @@ class CommaSeparatedList(click.ParamType):
 
 @click.command()
 @click.pass_context
-@click.option('network_pkl', '--network', help='Network pickle to evaluate, a path or URL [default: newest snapshot under ./training-runs]', metavar='PATH')
+@click.option('network_pkl', '--network', help='Network pickle (or .safetensors weights file) to evaluate, a path or URL [default: newest snapshot under ./training-runs]', metavar='PATH')
 @click.option('--metrics', help='Metrics to compute, comma-separated, or "none"', type=CommaSeparatedList(), default='fid50k_full', show_default=True)
 @click.option('--data', help='Real images to compare with, a folder or zip [default: the training set recorded in the pickle]', metavar='PATH')
 @click.option('--mirror', help='Add x-flipped copies of the real images, as when training with --mirror [default: as recorded]', type=bool, metavar='BOOL')

@@ -1042,7 +1042,7 @@ def _augpipe_names():
 @click.option('--augpipe',      help='Which augmentations [default: bgc]', type=click.Choice(_augpipe_names()))
 
 # Starting point.
-@click.option('--resume',       help='Network pickle to start from, a name below, or "latest" [default: noresume]', metavar='PKL')
+@click.option('--resume',       help='Network pickle or .safetensors snapshot to start from, a name below, or "latest" [default: noresume]', metavar='PKL')
 @click.option('--freezed',      help='Keep this many of D\'s highest-resolution layers fixed [default: 0]', type=int, metavar='INT')
 @click.option('--trust-pickle', help='Load the --resume pickle even where it would run code this installation does not know (only for files you trust) [env: SGSOM_TRUST_PICKLES=1]', is_flag=True)
 

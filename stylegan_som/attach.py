@@ -370,7 +370,7 @@ def _int_list(ctx, param, value):
 
 @click.command(context_settings=dict(max_content_width=120))
 @click.pass_context
-@click.option('--network', 'network_pkl', help='Network pickle to read (path or URL)', metavar='PKL', required=True)
+@click.option('--network', 'network_pkl', help='Network pickle or .safetensors weights file to read (path or URL)', metavar='PKL', required=True)
 @click.option('--out', 'out_pkl', help='Network pickle to write', metavar='PKL', required=True)
 @click.option('--som-d', help='Number of discriminator heads (SOM units) [default: as in the pickle: 1]', type=int, metavar='INT')
 @click.option('--g-attn', help='Self-attention in G at these resolutions, e.g. 16,32', callback=_int_list, metavar='LIST')

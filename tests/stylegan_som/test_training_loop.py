@@ -478,3 +478,34 @@ def test_safetensors_snapshots_resume_bit_identically(tmp_path):
     assert sa['cur_nimg'] == sb['cur_nimg'] == 1000 and sa['augment_p'] == sb['augment_p'] and sa['batch_idx'] == sb['batch_idx']
     assert _opt_diff(a, b) == 0
     assert _max_diff(a, legacy.load_network_pkl(str(st))) > 1e-3 # the run moved on from the snapshot it resumed
+
+def test_sigterm_stops_every_process(tmp_path):
+    # --gpus=2 on the CPU (gloo): SIGTERM to the launcher stops both training processes at the same step, with one
+    # interrupt snapshot holding both ranks' state, exit code 143 and no process left behind; --resume=latest then
+    # continues it to the end (that resuming is exact is test_sigterm_saves_and_resumes's part; the loop itself
+    # checks at every snapshot that the two ranks agree).
+    import psutil # pylint: disable=import-outside-toplevel
+    data = make_image_folder(tmp_path / 'dots', num=48, res=8)
+    victim = tmp_path / 'victim'
+    victim_proc = _start(victim, f'--data={data}', '--kimg=1', '--gpus=2')
+    _wait_for_snapshot(victim_proc, victim, kimg=0)
+    children = psutil.Process(victim_proc.pid).children(recursive=True)
+    assert len(children) >= 2 # the two training processes (and their loader workers)
+    time.sleep(1.0)
+    victim_proc.send_signal(signal.SIGTERM)
+    out = victim_proc.communicate(timeout=300)[0]
+    assert victim_proc.returncode == 143, out[-3000:]
+    assert 'Traceback' not in out and len([l for l in out.splitlines() if l.startswith('Interrupted by SIGTERM')]) == 1, out[-3000:]
+    _gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, alive
+    pkl = snapshot.find_latest_snapshot(victim)
+    state = _load(pkl)['training_state']
+    assert state['interrupted'] == 'SIGTERM' and state['num_gpus'] == 2 and len(state['ranks']) == 2
+    assert 1 < state['batch_idx'] < 1000 // 8
+
+    res = run_train(f'--outdir={victim}', f'--data={data}', '--kimg=1', '--gpus=2', '--resume=latest', *COMMON)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert f'continuing the run of {pkl}' in res.stdout
+    b = _load(victim / sorted(os.listdir(victim))[-1] / 'network-snapshot-000001.pkl')
+    assert b['training_state']['cur_nimg'] == 1000 and b['training_state']['interrupted'] is None
+    assert _max_diff(b, _load(pkl)) > 1e-3
