@@ -200,10 +200,13 @@ def _read_if_weights(f, name):
     if not weights.is_weights_file(head):
         return f, None
     path = getattr(f, 'name', None)
+    path = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else None
     try:
-        return f, weights.load(f, path=os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else None)
+        return f, weights.load(f, path=path)
     except weights.WeightsError as e:
         raise NetworkPickleError(str(e)) from e
+    except Exception as e: # metadata a writer of this format never makes (wrong types, missing entries, ...)
+        raise NetworkPickleError(f'Cannot load {path or name}: unusable safetensors metadata ({type(e).__name__}: {e})') from e
 
 def _describe(f):
     name = getattr(f, 'name', None)

@@ -59,7 +59,8 @@ _CLASS_MODULES = ('stylegan_som.augment',)
 _classes = None
 
 def classes():
-    """{dotted class name: class} of every persistent class defined in this package's network modules."""
+    """{dotted class name: class} of every persistent class of this package's network modules, by each name they
+    are known under there."""
     global _classes # pylint: disable=global-statement
     if _classes is None:
         import importlib # pylint: disable=import-outside-toplevel
@@ -71,7 +72,8 @@ def classes():
         for module_name in names:
             module = importlib.import_module(module_name)
             for attr, obj in vars(module).items():
-                if isinstance(obj, type) and persistence.is_persistent(obj) and obj.__mro__[1].__module__ == module_name:
+                # Aliases too (networks.dcgan.Generator is small.DCGANGenerator): the names run options record.
+                if isinstance(obj, type) and persistence.is_persistent(obj) and obj.__mro__[1].__module__ in names:
                     found[f'{module_name}.{attr}'] = obj
         _classes = found
     return _classes
@@ -289,6 +291,7 @@ def load(f, path=None):
             data[STATE_KEY] = decode(json.loads(smeta['tree']), stensors, STATE_KEY)
         except (KeyError, ValueError, TypeError) as err:
             raise WeightsError(f'{spath}: unreadable metadata ({type(err).__name__}: {err})') from err
+        _check_class_names(data[STATE_KEY], STATE_KEY, spath) # attach builds G_kwargs/D_kwargs.class_name
     return data
 
 #----------------------------------------------------------------------------

@@ -125,23 +125,29 @@ def _rewrite_metadata(src, dst, edit):
     meta['networks'] = json.dumps(nets)
     save_file(load_file(str(src)), str(dst), metadata=meta)
 
-@pytest.mark.parametrize('case', ['top', 'nested', 'upstream_name'])
+@pytest.mark.parametrize('case', ['top', 'nested', 'upstream_name', 'state'])
 def test_unknown_class_is_refused(tmp_path, case):
     path = tmp_path / 'x.safetensors'
-    weights.save(_nets(), path)
-    evil = tmp_path / 'evil.safetensors'
     target = {'top': 'tests.stylegan_som.never_imported.Evil', 'nested': 'tests.stylegan_som.never_imported.Head',
-        'upstream_name': 'training.networks.Generator'}[case]
+        'upstream_name': 'training.networks.Generator', 'state': 'tests.stylegan_som.never_imported.G'}[case]
+    data = _nets()
+    if case == 'state': # attach builds the networks from the G_kwargs a training state records
+        data['training_state'] = dict(version=snapshot.STATE_VERSION, G_kwargs=dict(class_name=target))
+    weights.save(data, path)
+    evil = tmp_path / 'evil.safetensors'
+    if case == 'state':
+        evil, path = path, None
     def edit(nets):
         if case == 'nested':
             nets['D']['init_kwargs']['head_kwargs']['class_name'] = target
         else:
             nets['G']['class_name'] = target
-    _rewrite_metadata(path, evil, edit)
+    if path is not None:
+        _rewrite_metadata(path, evil, edit)
     with pytest.raises(NetworkPickleError) as err:
         legacy.load_network_pkl(str(evil))
     msg = str(err.value)
-    assert str(evil) in msg and repr(target) in msg and 'not a network class of this installation' in msg
+    assert str(evil if case != 'state' else weights.state_path(evil)) in msg and repr(target) in msg and 'not a network class of this installation' in msg
     assert 'tests.stylegan_som.never_imported' not in sys.modules
 
 def test_bad_files_give_one_message(tmp_path):
@@ -282,5 +288,10 @@ def test_every_listed_class_is_ours():
     for registry in (plugins.HEADS, plugins.BLOCKS):
         for name in registry.names():
             assert registry.class_name(name) in names, name
+    # And every backbone's networks under the names run options record (dcgan's are small.py's, re-exported).
+    for name in plugins.BACKBONES.names():
+        for cls in ('Generator', 'Discriminator'):
+            assert f'{plugins.BACKBONES.class_name(name)}.{cls}' in names, (name, cls)
+    assert names['stylegan_som.networks.dcgan.Generator'] is names['stylegan_som.networks.small.DCGANGenerator']
 
 #----------------------------------------------------------------------------
