@@ -21,6 +21,7 @@ from .dataset_sources import DatasetError
 MODES = ('full', 'none')
 FULL_LIMIT = 100_000 # default: 'full' for datasets with fewer images than this, else 'none'
 SHOW = 5 # names in the error message; the rest are counted
+IN_PROCESS = 2_000 # fewer images than this are decoded without worker processes
 
 class _Decode(torch.utils.data.Dataset):
     """Item i: (i, None) if raw image i decodes (with the dataset's size/channel check), else (i, reason)."""
@@ -79,7 +80,8 @@ def check(training_set_kwargs, mode=None, skip_bad=False, num_workers=0, progres
         marker = _marker(dataset)
         if mode == 'none' or source.uniform or (marker is not None and os.path.isfile(marker)):
             return kwargs, None
-        bad = find_unreadable(dataset, num_workers=num_workers, progress=progress)
+        # Small datasets decode in this process: starting workers would take longer than the decoding.
+        bad = find_unreadable(dataset, num_workers=(num_workers if num >= IN_PROCESS else 0), progress=progress)
     finally:
         dataset.close()
     if not bad:
