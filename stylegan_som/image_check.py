@@ -22,6 +22,7 @@ MODES = ('full', 'none')
 FULL_LIMIT = 100_000 # default: 'full' for datasets with fewer images than this, else 'none'
 SHOW = 5 # names in the error message; the rest are counted
 IN_PROCESS = 2_000 # fewer images than this are decoded without worker processes
+SILENT = 1_000 # no progress bar for fewer images (a fraction of a second)
 
 class _Decode(torch.utils.data.Dataset):
     """Item i: (i, None) if raw image i decodes (with the dataset's size/channel check), else (i, reason)."""
@@ -49,7 +50,7 @@ def find_unreadable(dataset, num_workers=0, progress=True):
     from tqdm import tqdm # pylint: disable=import-outside-toplevel
     bad = []
     with tqdm(total=len(loader.dataset), desc='Decoding images', unit='img', file=sys.stderr, disable=not progress,
-            mininterval=1, leave=False) as bar:
+            mininterval=0.5, leave=False) as bar:
         for idx, reason in loader:
             if reason is not None:
                 bad.append((int(idx), reason))
@@ -81,7 +82,7 @@ def check(training_set_kwargs, mode=None, skip_bad=False, num_workers=0, progres
         if mode == 'none' or source.uniform or (marker is not None and os.path.isfile(marker)):
             return kwargs, None
         # Small datasets decode in this process: starting workers would take longer than the decoding.
-        bad = find_unreadable(dataset, num_workers=(num_workers if num >= IN_PROCESS else 0), progress=progress)
+        bad = find_unreadable(dataset, num_workers=(num_workers if num >= IN_PROCESS else 0), progress=(progress and num >= SILENT))
     finally:
         dataset.close()
     if not bad:
