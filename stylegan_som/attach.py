@@ -28,6 +28,8 @@ import dnnlib
 from torch_utils import misc
 from torch_utils import persistence
 
+from . import weights
+
 #----------------------------------------------------------------------------
 # Which constructor arguments come from where.
 
@@ -41,7 +43,7 @@ RUN_KWARGS = PLUGIN_KWARGS + ('c_dim', 'img_resolution', 'img_channels', 'num_fp
     'fp16_channels_last', 'freeze_layers', 'mbstd_group_size')
 
 # Classes of this code base that stand in for networks written elsewhere, by class name.
-STYLEGAN2 = 'stylegan_som.networks.stylegan2'
+STYLEGAN2 = weights.STYLEGAN2
 
 class AttachError(ValueError):
     """A network cannot be rebuilt or its parameters cannot be carried over; the message says which and why."""
@@ -90,28 +92,11 @@ def recorded_kwargs(module, what):
     return dnnlib.EasyDict(kwargs)
 
 def guess_class_name(module, what):
-    """This code base's class for a network from a pickle: StyleGAN2's Generator/Discriminator for those names
-    (upstream's, SOMGAN's and ours are interchangeable), else the persistent class of that name in one of
-    the stylegan_som.networks modules."""
-    import importlib # pylint: disable=import-outside-toplevel
-    import pkgutil # pylint: disable=import-outside-toplevel
-    from . import networks # pylint: disable=import-outside-toplevel
-    name = type(module).__name__
-    if name in ('Generator', 'Discriminator'):
-        return f'{STYLEGAN2}.{name}'
-    classes = dict() # class -> dotted name in the module that defines it (modules may re-export)
-    for info in pkgutil.iter_modules(networks.__path__):
-        mod_name = f'{networks.__name__}.{info.name}'
-        cls = getattr(importlib.import_module(mod_name), name, None)
-        if isinstance(cls, type) and issubclass(cls, torch.nn.Module):
-            home = cls.__mro__[1].__module__ if persistence.is_persistent(cls) else cls.__module__
-            if cls not in classes or home == mod_name:
-                classes[cls] = f'{mod_name}.{name}'
-    found = sorted(classes.values())
-    if len(found) != 1:
-        why = 'no class here has that name' if not found else f'several classes have that name ({", ".join(found)})'
-        raise AttachError(f'{what}: cannot tell which network class rebuilds {name!r}: {why}')
-    return found[0]
+    """This code base's class for a network from a pickle (see weights.guess_class_name); raises AttachError."""
+    try:
+        return weights.guess_class_name(module, what)
+    except weights.UnknownClassError as err:
+        raise AttachError(str(err)) from None
 
 #----------------------------------------------------------------------------
 # Parameter transfer.
@@ -345,7 +330,7 @@ def plugin_kwargs(som_d=None, g_attn=None, d_attn=None, d_head=None, d_sn=None, 
         G.synthesis_kwargs.attn_resolutions = list(g_attn)
     if d_attn:
         D.attn_resolutions = list(d_attn)
-    if d_head is not None and d_head in plugins.HEADS: # 'cmap' is StyleGAN2's own, no plugin
+    if d_head is not None and plugins.HEADS.class_name(d_head) is not None: # None: the network's own (cmap)
         D.head_kwargs = dnnlib.EasyDict(class_name=plugins.HEADS.class_name(d_head))
     if d_sn:
         D.spectral_norm = True
@@ -355,7 +340,7 @@ def plugin_kwargs(som_d=None, g_attn=None, d_attn=None, d_head=None, d_sn=None, 
 
 def _head_names():
     from . import plugins # pylint: disable=import-outside-toplevel
-    return plugins.HEADS.names() + ['cmap']
+    return plugins.HEADS.names()
 
 def _int_list(ctx, param, value):
     _ = ctx
@@ -460,7 +445,8 @@ def _keep_unset(given, recorded, d_head=None, somgan=False):
             else:
                 dst[k] = copy.deepcopy(v)
     put(out, given)
-    if d_head == 'cmap':
+    from . import plugins # pylint: disable=import-outside-toplevel
+    if d_head is not None and plugins.HEADS.class_name(d_head) is None: # the network's own layer: no plugin
         out.pop('head_kwargs', None)
     return out
 

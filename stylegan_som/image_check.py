@@ -1,6 +1,6 @@
 """Decoding every image of a dataset once before training (train.py --check-images=full).
 
-The start-up check of stylegan_som.dataset reads image headers only, so a file with damaged pixel data passes
+The start-up check of stylegan_som.data reads image headers only, so a file with damaged pixel data passes
 it and stops the run when a data-loader worker first reaches it, maybe hours in. Here every image is decoded
 once, in data-loader worker processes, and all unreadable ones are reported together; with
 --skip-bad-images the run leaves them out instead (the dataset's `exclude` argument) and says how many.
@@ -14,7 +14,7 @@ import torch
 
 import dnnlib
 
-from .dataset_sources import DatasetError
+from .data.sources import DatasetError
 
 #----------------------------------------------------------------------------
 

@@ -36,6 +36,8 @@ import dnnlib
 from torch_utils import persistence
 from torch_utils import safe_pickle
 
+from . import weights
+
 #----------------------------------------------------------------------------
 
 class NetworkPickleError(IOError):
@@ -91,7 +93,7 @@ def load_network_pkl(f, force_fp16=False, trust=None):
 
     data.setdefault('training_set_kwargs', None)
     data.setdefault('augment_pipe', None)
-    num_D = _count_numbered_discriminators(data)
+    num_D = weights.count_numbered_discriminators(data)
     if 'D' not in data and num_D > 0:
         data['D'] = None # SOMGAN layout
     _validate(data, name, num_D)
@@ -108,7 +110,7 @@ def discriminators(data):
     """List of the discriminators in a loaded pickle: [D] for StyleGAN2-ADA layouts, [D0, .., D{K-1}] for SOMGAN."""
     if data.get('D') is not None:
         return [data['D']]
-    return [data[f'D{i}'] for i in range(_count_numbered_discriminators(data))]
+    return [data[f'D{i}'] for i in range(weights.count_numbered_discriminators(data))]
 
 #----------------------------------------------------------------------------
 # Calling generators with or without a label input.
@@ -188,7 +190,6 @@ class _SafeUnpickler(persistence.NetworkUnpickler):
 
 def _read_if_weights(f, name):
     """(f, None) for a pickle, (f, snapshot dict) for a safetensors weights file (stylegan_som.weights)."""
-    from . import weights # pylint: disable=import-outside-toplevel
     if not (hasattr(f, 'seekable') and f.seekable()):
         f = io.BytesIO(f.read()) # a stream: keep what is read for the unpickler
     try:
@@ -231,14 +232,6 @@ def _explain_load_failure(name, e):
         return (f'Cannot load {name}: the code it refers to or embeds does not run against the installed '
             f'dnnlib/torch_utils ({msg}). Was it written by a StyleGAN2-ADA-compatible code base?')
     return f'Cannot load {name}: {msg}'
-
-
-def _count_numbered_discriminators(data):
-    idx = sorted(int(m.group(1)) for key in data if isinstance(key, str) for m in [re.fullmatch(r'D(\d+)', key)] if m)
-    k = 0
-    while k in idx:
-        k += 1
-    return k
 
 
 def _validate(data, name, num_D):

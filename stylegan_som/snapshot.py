@@ -62,24 +62,6 @@ def atomic_write(path, write_fn):
         raise
     _fsync_dir(dirname)
 
-SNAPSHOT_FORMATS = ('pkl', 'safetensors', 'both')
-
-def write_snapshot(data, path, snapshot_format='pkl'):
-    """Write a snapshot dict as `path` (a .pkl), as its .safetensors sibling (weights, plus the training state in
-    a .state.safetensors file), or both. Returns the file to resume from: the pickle where one is written."""
-    from . import weights # pylint: disable=import-outside-toplevel
-    if snapshot_format in ('safetensors', 'both'):
-        weights.save(data, os.path.splitext(path)[0] + weights.SUFFIX)
-    if snapshot_format in ('pkl', 'both'):
-        atomic_write_pickle(data, path)
-    return snapshot_path(path, snapshot_format)
-
-def snapshot_path(path, snapshot_format='pkl'):
-    """The file write_snapshot(data, path, snapshot_format) returns."""
-    if snapshot_format not in SNAPSHOT_FORMATS:
-        raise ValueError(f'snapshot_format must be one of {", ".join(SNAPSHOT_FORMATS)}, got {snapshot_format!r}')
-    return path if snapshot_format != 'safetensors' else os.path.splitext(path)[0] + '.safetensors'
-
 def _write_error(path, e):
     return f'Cannot write {path}: {e.strerror or e}; nothing was replaced, earlier snapshots are intact'
 

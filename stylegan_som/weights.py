@@ -6,17 +6,23 @@ init args/kwargs plus the pickle's training_set_kwargs. Loading builds each netw
 installation looked up by name in a fixed table (CLASSES: the persistent network, head, block and augmentation
 classes of this package), never by importing a name from the file, then copies every tensor in; the tensors must
 match the built network exactly. A network of another code base (upstream StyleGAN2-ADA, SOMGAN) is written under
-the name of this package's class that stands in for it (attach.guess_class_name), as attach rebuilds it.
+the name of this package's class that stands in for it (guess_class_name, which attach uses too), as attach
+rebuilds it.
 
 The training state that lets a run continue exactly (optimizer states, counters, RNG states) goes in a second
 file next to it, `x.state.safetensors`: its tensors, and the rest of the tree as tagged JSON in the metadata
 (tuples, non-string dict keys, NumPy arrays and scalars keep their types). load() picks that file up when it is
-there."""
+there.
+
+Snapshots in either format are written by write_snapshot() (the training loop's --snap-format). Of this package,
+this module imports only snapshot (for its atomic writes), so that legacy and attach can use it without an
+import circle (tests/test_layering.py)."""
 
 import base64
 import json
 import os
 import pkgutil
+import re
 import struct
 
 import numpy as np
@@ -38,6 +44,9 @@ STATE_KEY = 'training_state'
 
 class WeightsError(IOError):
     """A weights file cannot be written or used; the message names the file."""
+
+class UnknownClassError(ValueError):
+    """guess_class_name found no single class of this package for a network."""
 
 def state_path(path):
     """The training-state file that goes with the weights file `path`."""
@@ -78,10 +87,35 @@ def classes():
         _classes = found
     return _classes
 
+# Classes of this code base that stand in for networks written elsewhere, by class name.
+STYLEGAN2 = 'stylegan_som.networks.stylegan2'
+
+def guess_class_name(module, what):
+    """This code base's class for a network from a pickle: StyleGAN2's Generator/Discriminator for those names
+    (upstream's, SOMGAN's and ours are interchangeable), else the persistent class of that name in one of
+    the stylegan_som.networks modules. Raises UnknownClassError."""
+    import importlib # pylint: disable=import-outside-toplevel
+    networks = importlib.import_module('stylegan_som.networks')
+    name = type(module).__name__
+    if name in ('Generator', 'Discriminator'):
+        return f'{STYLEGAN2}.{name}'
+    found_classes = dict() # class -> dotted name in the module that defines it (modules may re-export)
+    for info in pkgutil.iter_modules(networks.__path__):
+        mod_name = f'{networks.__name__}.{info.name}'
+        cls = getattr(importlib.import_module(mod_name), name, None)
+        if isinstance(cls, type) and issubclass(cls, torch.nn.Module):
+            home = cls.__mro__[1].__module__ if persistence.is_persistent(cls) else cls.__module__
+            if cls not in found_classes or home == mod_name:
+                found_classes[cls] = f'{mod_name}.{name}'
+    found = sorted(found_classes.values())
+    if len(found) != 1:
+        why = 'no class here has that name' if not found else f'several classes have that name ({", ".join(found)})'
+        raise UnknownClassError(f'{what}: cannot tell which network class rebuilds {name!r}: {why}')
+    return found[0]
+
 def class_name_of(module, what):
     """The CLASSES name that builds `module`: its own for this package's classes; for a class of another code base
     (upstream's, SOMGAN's) the class of this package that stands in for it."""
-    from . import attach # pylint: disable=import-outside-toplevel
     cls = type(module)
     base = cls.__mro__[1] if persistence.is_persistent(cls) else cls
     name = f'{base.__module__}.{base.__qualname__}'
@@ -90,8 +124,8 @@ def class_name_of(module, what):
     if cls.__name__ == 'AugmentPipe':
         return 'stylegan_som.augment.AugmentPipe'
     try:
-        return attach.guess_class_name(module, what)
-    except attach.AttachError as err:
+        return guess_class_name(module, what)
+    except UnknownClassError as err:
         raise WeightsError(str(err)) from err
 
 def _check_class_names(obj, where, path):
@@ -165,10 +199,17 @@ def decode(obj, tensors, where):
 #----------------------------------------------------------------------------
 # Writing.
 
+def count_numbered_discriminators(data):
+    """K of a SOMGAN snapshot's D0 .. D{K-1} (0 where there are none)."""
+    idx = sorted(int(m.group(1)) for key in data if isinstance(key, str) for m in [re.fullmatch(r'D(\d+)', key)] if m)
+    k = 0
+    while k in idx:
+        k += 1
+    return k
+
 def network_keys(data):
-    from . import legacy # pylint: disable=import-outside-toplevel
     keys = [k for k in NETWORK_KEYS if data.get(k) is not None]
-    return keys + [f'D{i}' for i in range(legacy._count_numbered_discriminators(data)) if data.get('D') is None] # pylint: disable=protected-access
+    return keys + [f'D{i}' for i in range(count_numbered_discriminators(data)) if data.get('D') is None]
 
 def to_bytes(data, name='the networks'):
     """The weights file for a snapshot dict (as legacy.load_network_pkl returns it), as bytes."""
@@ -213,6 +254,25 @@ def save(data, path):
     if data.get(STATE_KEY) is not None:
         snapshot.atomic_write_bytes(state_to_bytes(data[STATE_KEY]), state_path(path))
     snapshot.atomic_write_bytes(weights, path)
+
+SNAPSHOT_FORMATS = ('pkl', 'safetensors', 'both')
+
+def write_snapshot(data, path, snapshot_format='pkl'):
+    """Write a snapshot dict as `path` (a .pkl), as its .safetensors sibling (weights, plus the training state in
+    a .state.safetensors file), or both. Returns the file to resume from: the pickle where one is written."""
+    from . import snapshot # pylint: disable=import-outside-toplevel
+    target = snapshot_path(path, snapshot_format)
+    if snapshot_format in ('safetensors', 'both'):
+        save(data, os.path.splitext(path)[0] + SUFFIX)
+    if snapshot_format in ('pkl', 'both'):
+        snapshot.atomic_write_pickle(data, path)
+    return target
+
+def snapshot_path(path, snapshot_format='pkl'):
+    """The file write_snapshot(data, path, snapshot_format) returns."""
+    if snapshot_format not in SNAPSHOT_FORMATS:
+        raise ValueError(f'snapshot_format must be one of {", ".join(SNAPSHOT_FORMATS)}, got {snapshot_format!r}')
+    return path if snapshot_format != 'safetensors' else os.path.splitext(path)[0] + SUFFIX
 
 #----------------------------------------------------------------------------
 # Reading.

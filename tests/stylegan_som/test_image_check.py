@@ -6,8 +6,9 @@ import zipfile
 
 import pytest
 
-from stylegan_som import dataset, image_check
-from stylegan_som.dataset_sources import DatasetError
+from stylegan_som import image_check
+from stylegan_som.data import DatasetError, dataset_kwargs_from_data
+from stylegan_som.data.images import ImageFolderDataset
 from tests.cli_errors import one_error_line
 from tests.test_train import make_image_folder, run_train
 
@@ -34,7 +35,7 @@ def bad(tmp_path_factory):
 @pytest.mark.parametrize('kind', ['folder', 'zip'])
 def test_finds_every_bad_image(bad, kind, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
-    kwargs, _name = dataset.dataset_kwargs_from_data(bad[kind], require_pow2=False, verbose=False) # headers pass
+    kwargs, _name = dataset_kwargs_from_data(bad[kind], require_pow2=False, verbose=False) # headers pass
     with pytest.raises(DatasetError) as err:
         image_check.check(kwargs, 'full', progress=False)
     msg = str(err.value)
@@ -42,7 +43,7 @@ def test_finds_every_bad_image(bad, kind, monkeypatch, tmp_path, capsys):
     assert '--skip-bad-images' in msg
     assert image_check.check(kwargs, 'none')[0] == kwargs # nothing decoded
     # Large datasets decode in loader workers: the same answer.
-    ds = dataset.ImageFolderDataset(**{k: v for k, v in kwargs.items() if k != 'class_name'})
+    ds = ImageFolderDataset(**{k: v for k, v in kwargs.items() if k != 'class_name'})
     try:
         assert [idx for idx, _reason in image_check.find_unreadable(ds, num_workers=2, progress=True)] == [3, 11]
     finally:
@@ -52,7 +53,7 @@ def test_finds_every_bad_image(bad, kind, monkeypatch, tmp_path, capsys):
     kept, warning = image_check.check(kwargs, 'full', skip_bad=True, progress=False)
     assert kept.exclude == [3, 11] and kept.max_size == 14
     assert warning.startswith('Warning: skipping 2 of 16 images') and 'training on 14' in warning
-    ds = dataset.ImageFolderDataset(**{k: v for k, v in kept.items() if k != 'class_name'})
+    ds = ImageFolderDataset(**{k: v for k, v in kept.items() if k != 'class_name'})
     try: # every remaining image loads; none of the bad ones is among them
         assert len(ds) == 14
         names = set()
@@ -71,7 +72,7 @@ def test_clean_zip_is_remembered(tmp_path, monkeypatch):
     with zipfile.ZipFile(zip_path, 'w') as z:
         for name in sorted(os.listdir(folder)):
             z.write(os.path.join(folder, name), name)
-    kwargs, _name = dataset.dataset_kwargs_from_data(zip_path, require_pow2=False, verbose=False)
+    kwargs, _name = dataset_kwargs_from_data(zip_path, require_pow2=False, verbose=False)
     calls = []
     real = image_check.find_unreadable
     monkeypatch.setattr(image_check, 'find_unreadable', lambda *a, **k: calls.append(1) or real(*a, **k))
