@@ -30,7 +30,7 @@ _DATASET_CLASS_ALIASES = {
 }
 
 def find_latest_snapshot(outdir='training-runs'):
-    """Newest network-snapshot-NNNNNN.pkl of the newest run (highest run id) under `outdir` that has one.
+    """Newest network-snapshot-NNNNNN.pkl (or .safetensors) of the newest run (highest run id) under `outdir` that has one.
     Returns (path, note) where note mentions newer runs without snapshots; raises IOError if there is none."""
     if not os.path.isdir(outdir):
         raise IOError(f'No --network given and no run directory {os.path.abspath(outdir)} to take the newest snapshot from')
@@ -42,13 +42,13 @@ def find_latest_snapshot(outdir='training-runs'):
     skipped = []
     for _run_id, name in sorted(runs, reverse=True):
         snapshots = []
-        for path in glob.glob(os.path.join(glob.escape(os.path.join(outdir, name)), 'network-snapshot-*.pkl')):
-            m = re.fullmatch(r'network-snapshot-(\d+)\.pkl', os.path.basename(path))
+        for path in glob.glob(os.path.join(glob.escape(os.path.join(outdir, name)), 'network-snapshot-*')):
+            m = re.fullmatch(r'network-snapshot-(\d+)\.(pkl|safetensors)', os.path.basename(path)) # the pickle where both
             if m:
-                snapshots.append((int(m.group(1)), path))
+                snapshots.append((int(m.group(1)), m.group(2) == 'pkl', path))
         if snapshots:
             note = f' (newer runs without snapshots: {", ".join(skipped)})' if skipped else ''
-            return max(snapshots)[1], note
+            return max(snapshots)[2], note
         skipped.append(name)
     raise IOError(f'No --network given and no network-snapshot-*.pkl in any run under {os.path.abspath(outdir)}')
 
@@ -133,7 +133,7 @@ class CommaSeparatedList(click.ParamType):
 
 @click.command()
 @click.pass_context
-@click.option('network_pkl', '--network', help='Network pickle to evaluate, a path or URL [default: newest snapshot under ./training-runs]', metavar='PATH')
+@click.option('network_pkl', '--network', help='Network pickle (or .safetensors weights file) to evaluate, a path or URL [default: newest snapshot under ./training-runs]', metavar='PATH')
 @click.option('--metrics', help='Metrics to compute, comma-separated, or "none"', type=CommaSeparatedList(), default='fid50k_full', show_default=True)
 @click.option('--data', help='Real images to compare with, a folder or zip [default: the training set recorded in the pickle]', metavar='PATH')
 @click.option('--mirror', help='Add x-flipped copies of the real images, as when training with --mirror [default: as recorded]', type=bool, metavar='BOOL')

@@ -201,7 +201,7 @@ def load_projected_w(path: str, G, device) -> torch.Tensor:
 
 @click.command()
 @click.pass_context
-@click.option('--network', 'network_pkl', help='Network pickle filename or URL', required=True)
+@click.option('--network', 'network_pkl', help='Network pickle or .safetensors weights file (stylegan_som.export), filename or URL', required=True)
 @click.option('--seeds', type=SeedList(), help='List of random seeds, e.g. 0-9 or 0,5,7-9')
 @click.option('--trunc', 'truncation_psi', type=float, help='Truncation psi', default=1, show_default=True)
 @click.option('--class', 'class_idx', type=int, help='Class label (unconditional if not specified)')

@@ -28,6 +28,8 @@ import dnnlib
 from torch_utils import misc
 from torch_utils import persistence
 
+from . import weights
+
 #----------------------------------------------------------------------------
 # Which constructor arguments come from where.
 
@@ -41,7 +43,7 @@ RUN_KWARGS = PLUGIN_KWARGS + ('c_dim', 'img_resolution', 'img_channels', 'num_fp
     'fp16_channels_last', 'freeze_layers', 'mbstd_group_size')
 
 # Classes of this code base that stand in for networks written elsewhere, by class name.
-STYLEGAN2 = 'stylegan_som.networks.stylegan2'
+STYLEGAN2 = weights.STYLEGAN2
 
 class AttachError(ValueError):
     """A network cannot be rebuilt or its parameters cannot be carried over; the message says which and why."""
@@ -90,28 +92,11 @@ def recorded_kwargs(module, what):
     return dnnlib.EasyDict(kwargs)
 
 def guess_class_name(module, what):
-    """This code base's class for a network from a pickle: StyleGAN2's Generator/Discriminator for those names
-    (upstream's, SOMGAN's and ours are interchangeable), else the persistent class of that name in one of
-    the stylegan_som.networks modules."""
-    import importlib # pylint: disable=import-outside-toplevel
-    import pkgutil # pylint: disable=import-outside-toplevel
-    from . import networks # pylint: disable=import-outside-toplevel
-    name = type(module).__name__
-    if name in ('Generator', 'Discriminator'):
-        return f'{STYLEGAN2}.{name}'
-    classes = dict() # class -> dotted name in the module that defines it (modules may re-export)
-    for info in pkgutil.iter_modules(networks.__path__):
-        mod_name = f'{networks.__name__}.{info.name}'
-        cls = getattr(importlib.import_module(mod_name), name, None)
-        if isinstance(cls, type) and issubclass(cls, torch.nn.Module):
-            home = cls.__mro__[1].__module__ if persistence.is_persistent(cls) else cls.__module__
-            if cls not in classes or home == mod_name:
-                classes[cls] = f'{mod_name}.{name}'
-    found = sorted(classes.values())
-    if len(found) != 1:
-        why = 'no class here has that name' if not found else f'several classes have that name ({", ".join(found)})'
-        raise AttachError(f'{what}: cannot tell which network class rebuilds {name!r}: {why}')
-    return found[0]
+    """This code base's class for a network from a pickle (see weights.guess_class_name); raises AttachError."""
+    try:
+        return weights.guess_class_name(module, what)
+    except weights.UnknownClassError as err:
+        raise AttachError(str(err)) from None
 
 #----------------------------------------------------------------------------
 # Parameter transfer.
@@ -372,7 +357,7 @@ def _int_list(ctx, param, value):
 
 @click.command(context_settings=dict(max_content_width=120))
 @click.pass_context
-@click.option('--network', 'network_pkl', help='Network pickle to read (path or URL)', metavar='PKL', required=True)
+@click.option('--network', 'network_pkl', help='Network pickle or .safetensors weights file to read (path or URL)', metavar='PKL', required=True)
 @click.option('--out', 'out_pkl', help='Network pickle to write', metavar='PKL', required=True)
 @click.option('--som-d', help='Number of discriminator heads (SOM units) [default: as in the pickle: 1]', type=int, metavar='INT')
 @click.option('--g-attn', help='Self-attention in G at these resolutions, e.g. 16,32', callback=_int_list, metavar='LIST')

@@ -1,4 +1,5 @@
-"""Loading network pickles written by StyleGAN2-ADA, by the official SOMGAN StyleGAN code, or by this project.
+"""Loading network pickles written by StyleGAN2-ADA, by the official SOMGAN StyleGAN code, or by this project,
+and this project's safetensors weights files (stylegan_som.weights), which are told apart by their first bytes.
 
 A network pickle is a dict pickled through `torch_utils.persistence`: every network class carries the
 source of its module, which is executed against the installed `dnnlib` / `torch_utils` on load. Layouts:
@@ -35,6 +36,8 @@ import dnnlib
 from torch_utils import persistence
 from torch_utils import safe_pickle
 
+from . import weights
+
 #----------------------------------------------------------------------------
 
 class NetworkPickleError(IOError):
@@ -70,13 +73,15 @@ def load_network_pkl(f, force_fp16=False, trust=None):
             return load_network_pkl(fp, force_fp16=force_fp16, trust=trust)
 
     name = _describe(f)
-    try:
-        if persistence.trust_from_env() if trust is None else trust:
-            data = _Unpickler(f).load()
-        else:
-            data = persistence.load(f, trust=False, unpickler_class=_SafeUnpickler)
-    except Exception as e: # MemoryError included: a corrupt length field can ask for terabytes
-        raise NetworkPickleError(_explain_load_failure(name, e)) from e
+    f, data = _read_if_weights(f, name) # a weights file holds no pickle, so trust does not apply to it
+    if data is None:
+        try:
+            if persistence.trust_from_env() if trust is None else trust:
+                data = _Unpickler(f).load()
+            else:
+                data = persistence.load(f, trust=False, unpickler_class=_SafeUnpickler)
+        except Exception as e: # MemoryError included: a corrupt length field can ask for terabytes
+            raise NetworkPickleError(_explain_load_failure(name, e)) from e
 
     if isinstance(data, tuple) and any(isinstance(x, _TFNetworkStub) for x in data):
         raise NetworkPickleError(f'{name} is a TensorFlow StyleGAN/StyleGAN2 network pickle, which is not supported here. '
@@ -88,7 +93,7 @@ def load_network_pkl(f, force_fp16=False, trust=None):
 
     data.setdefault('training_set_kwargs', None)
     data.setdefault('augment_pipe', None)
-    num_D = _count_numbered_discriminators(data)
+    num_D = weights.count_numbered_discriminators(data)
     if 'D' not in data and num_D > 0:
         data['D'] = None # SOMGAN layout
     _validate(data, name, num_D)
@@ -105,7 +110,7 @@ def discriminators(data):
     """List of the discriminators in a loaded pickle: [D] for StyleGAN2-ADA layouts, [D0, .., D{K-1}] for SOMGAN."""
     if data.get('D') is not None:
         return [data['D']]
-    return [data[f'D{i}'] for i in range(_count_numbered_discriminators(data))]
+    return [data[f'D{i}'] for i in range(weights.count_numbered_discriminators(data))]
 
 #----------------------------------------------------------------------------
 # Calling generators with or without a label input.
@@ -183,6 +188,27 @@ class _SafeUnpickler(persistence.NetworkUnpickler):
         return super().check(module, name)
 
 
+def _read_if_weights(f, name):
+    """(f, None) for a pickle, (f, snapshot dict) for a safetensors weights file (stylegan_som.weights)."""
+    if not (hasattr(f, 'seekable') and f.seekable()):
+        f = io.BytesIO(f.read()) # a stream: keep what is read for the unpickler
+    try:
+        pos = f.tell()
+        head = f.read(9)
+        f.seek(pos)
+    except OSError as e:
+        raise NetworkPickleError(f'Cannot read {name}: {e.strerror or e}') from e
+    if not weights.is_weights_file(head):
+        return f, None
+    path = getattr(f, 'name', None)
+    path = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else None
+    try:
+        return f, weights.load(f, path=path)
+    except weights.WeightsError as e:
+        raise NetworkPickleError(str(e)) from e
+    except Exception as e: # metadata a writer of this format never makes (wrong types, missing entries, ...)
+        raise NetworkPickleError(f'Cannot load {path or name}: unusable safetensors metadata ({type(e).__name__}: {e})') from e
+
 def _describe(f):
     name = getattr(f, 'name', None)
     if isinstance(name, (str, bytes, os.PathLike)):
@@ -206,14 +232,6 @@ def _explain_load_failure(name, e):
         return (f'Cannot load {name}: the code it refers to or embeds does not run against the installed '
             f'dnnlib/torch_utils ({msg}). Was it written by a StyleGAN2-ADA-compatible code base?')
     return f'Cannot load {name}: {msg}'
-
-
-def _count_numbered_discriminators(data):
-    idx = sorted(int(m.group(1)) for key in data if isinstance(key, str) for m in [re.fullmatch(r'D(\d+)', key)] if m)
-    k = 0
-    while k in idx:
-        k += 1
-    return k
 
 
 def _validate(data, name, num_D):

@@ -18,7 +18,7 @@ import torch
 
 STATE_KEY = 'training_state'
 STATE_VERSION = 1
-SNAPSHOT_RE = re.compile(r'^network-snapshot-(\d+)\.pkl$')
+SNAPSHOT_RE = re.compile(r'^network-snapshot-(\d+)\.(pkl|safetensors)$') # not the .state.safetensors beside one
 
 #----------------------------------------------------------------------------
 # Atomic write.
@@ -29,8 +29,16 @@ class SnapshotWriteError(OSError):
 
 def atomic_write_pickle(obj, path):
     """Pickle `obj` to `path` so that `path` is either the old file or the complete new one, whatever moment
-    the process dies: write a hidden temporary file in the same directory (same file system, so the rename is
-    atomic), fsync it, then os.replace() it over the target. An OSError becomes a SnapshotWriteError."""
+    the process dies (see atomic_write). An OSError becomes a SnapshotWriteError."""
+    atomic_write(path, lambda f: pickle.dump(obj, f, protocol=4)) # 4: readable by every Python 3 that upstream supports
+
+def atomic_write_bytes(data, path):
+    """Write `data` to `path` atomically, as atomic_write_pickle does."""
+    atomic_write(path, lambda f: f.write(data))
+
+def atomic_write(path, write_fn):
+    """Call `write_fn(binary file)` on a hidden temporary file in the same directory (same file system, so the
+    rename is atomic), fsync it, then os.replace() it over `path`. An OSError becomes a SnapshotWriteError."""
     path = os.path.abspath(path)
     dirname, basename = os.path.split(path)
     try:
@@ -39,7 +47,7 @@ def atomic_write_pickle(obj, path):
         raise SnapshotWriteError(_write_error(path, e)) from e
     try:
         with os.fdopen(fd, 'wb') as f:
-            pickle.dump(obj, f, protocol=4) # 4: readable by every Python 3 that upstream supports
+            write_fn(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp_path, 0o666 & ~_umask()) # mkstemp makes it private; give it what open() would
@@ -76,8 +84,8 @@ def _fsync_dir(dirname):
         os.close(fd)
 
 def remove_stale_temp_files(run_dir):
-    """Delete temporary files a killed writer left behind (they never carry the .pkl suffix)."""
-    for path in glob.glob(os.path.join(glob.escape(run_dir), '.network-snapshot-*.pkl.*.tmp')):
+    """Delete temporary files a killed writer left behind (they end in .tmp, never in .pkl or .safetensors)."""
+    for path in glob.glob(os.path.join(glob.escape(run_dir), '.network-snapshot-*.tmp')):
         try:
             os.remove(path)
         except OSError:
@@ -87,14 +95,15 @@ def remove_stale_temp_files(run_dir):
 # Finding snapshots.
 
 def list_snapshots(run_dir):
-    """Complete snapshots in `run_dir`, sorted by kimg (temporary files are not matched)."""
+    """Complete snapshots in `run_dir`, sorted by kimg (temporary files are not matched); where a kimg has both a
+    .pkl and a .safetensors snapshot, the pickle comes last."""
     found = []
     if os.path.isdir(run_dir):
         for name in os.listdir(run_dir):
             m = SNAPSHOT_RE.match(name)
             if m:
-                found.append((int(m.group(1)), os.path.join(run_dir, name)))
-    return [path for _kimg, path in sorted(found)]
+                found.append((int(m.group(1)), m.group(2) == 'pkl', os.path.join(run_dir, name)))
+    return [path for _kimg, _is_pkl, path in sorted(found)]
 
 def find_latest_snapshot(outdir):
     """Newest snapshot under `outdir`: the highest-numbered snapshot of the highest-numbered run directory

@@ -30,6 +30,7 @@ from . import interrupt
 from . import nonfinite
 from . import pictures
 from . import snapshot as snapshot_lib
+from . import weights as weights_lib
 
 #----------------------------------------------------------------------------
 # Snapshot image grid.
@@ -235,6 +236,7 @@ def training_loop(
     kimg_per_tick           = 4,        # Progress line every this many thousand images.
     image_snapshot_ticks    = 50,       # fakesNNNNNN.png every this many ticks; None = never.
     network_snapshot_ticks  = 50,       # network-snapshot-NNNNNN.pkl every this many ticks; None = never.
+    snapshot_format         = 'pkl',    # 'pkl', 'safetensors' (weights + .state.safetensors) or 'both'.
     resume_pkl              = None,     # Start from this network pickle (path or URL).
     resume_training_state   = False,    # Also restore its training state and continue the run it came from.
     cudnn_benchmark         = True,     # torch.backends.cudnn.benchmark.
@@ -662,7 +664,9 @@ def training_loop(
             if rank == 0:
                 snapshot_lib.check_plain(training_state)
                 snapshot_data[snapshot_lib.STATE_KEY] = training_state
-                snapshot_lib.atomic_write_pickle(snapshot_data, snapshot_pkl)
+                snapshot_pkl = weights_lib.write_snapshot(snapshot_data, snapshot_pkl, snapshot_format)
+            else:
+                snapshot_pkl = weights_lib.snapshot_path(snapshot_pkl, snapshot_format)
             last_snapshot = snapshot_pkl
             del training_state, per_rank
 

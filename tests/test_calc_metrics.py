@@ -66,6 +66,22 @@ def test_fid_end_to_end(setup, tmp_path):
     assert lines[-1] in res.stdout # printed too
     assert os.listdir(tmp_path / 'cache' / 'gan-metrics') # dataset statistics were cached
 
+def test_safetensors_network(setup, tmp_path):
+    # The exported weights file is evaluated like the pickle, with the dataset it records. (FIDs are not compared:
+    # the metric draws its latents unseeded, as upstream's; test_weights.py compares the images themselves.)
+    from stylegan_som import legacy, weights # pylint: disable=import-outside-toplevel
+    st = str(tmp_path / 'x.safetensors')
+    weights.save(legacy.load_network_pkl(setup['pkl']), st)
+    fids = []
+    for net in (setup['pkl'], st):
+        res = _run(['--metrics=fid50k_full', f'--network={net}', '--max-items=16', f'--inception={setup["detector"]}'],
+            cwd=str(tmp_path), cache=tmp_path / 'cache')
+        assert res.returncode == 0, res.stdout + res.stderr
+        with open(os.path.join(os.path.dirname(net), 'metric-fid50k_full.jsonl')) as f:
+            rec = _check_line(f.read().splitlines()[-1], 'fid50k_full', ['fid50k_full'], os.path.basename(net))
+        fids.append(rec['results']['fid50k_full'])
+    assert min(fids) > 0
+
 def test_newest_snapshot_and_recorded_dataset(setup, tmp_path):
     runs = tmp_path / 'training-runs'
     for run, kimgs in [('00000-old', [0, 40]), ('00001-mid', [0, 4, 12]), ('00002-new', [])]:

@@ -72,6 +72,19 @@ def _apply_dataset(opts, args):
             f'--data={name}; use --aug=noaug')
         args.data_loader_kwargs.num_workers = 0 # points are an array in memory; worker processes only cost
 
+def check_images(args, mode, skip_bad):
+    """--check-images / --skip-bad-images: decode every image of args.training_set_kwargs once now (see
+    stylegan_som.image_check); with skip_bad the unreadable ones go into its `exclude`. Called by train.py after
+    setup_training_loop_kwargs (not part of it: it reads every image)."""
+    from stylegan_som import image_check # pylint: disable=import-outside-toplevel
+    try:
+        args.training_set_kwargs, warning = image_check.check(args.training_set_kwargs, mode, bool(skip_bad),
+            num_workers=args.data_loader_kwargs.get('num_workers', 0))
+    except (IOError, OSError, ValueError) as err:
+        raise UserError(f'--data: {err}') from None
+    if warning:
+        print(warning)
+
 def _apply_augment(opts, args):
     aug = 'ada' if opts.aug is None else opts.aug
     if opts.aug is not None:
@@ -112,6 +125,8 @@ GROUP = Group('Data', [
     Option('--cond',    help='Condition G and D on the dataset labels [default: false]', type=bool, metavar='BOOL'),
     Option('--subset',  help='Use a fixed random subset of N images [default: all]', type=int, metavar='INT'),
     Option('--mirror',  help='Add x-flipped copies of the images [default: false]', type=bool, metavar='BOOL'),
+    Option('--check-images', help='Decode every image once before training: full or none [default: full under 100,000 images]', type=click.Choice(['full', 'none'])),
+    Option('--skip-bad-images', help='Train on the images that decode, leaving the others out with a warning', is_flag=True),
     Option('--aug',     help='Augmentation of what D sees: ada (adaptive p), fixed (constant --p), noaug [default: ada; noaug for toy and stacked-mnist]', type=click.Choice(['noaug', 'ada', 'fixed'])),
     Option('--p',       help='Augmentation probability with --aug=fixed', type=float, metavar='FLOAT'),
     Option('--target',  help='ADA target for the mean sign of D on reals, with --aug=ada [default: 0.6]', type=float, metavar='FLOAT'),

@@ -3,6 +3,8 @@
 import json
 import os
 
+import click
+
 import dnnlib
 from .spec import Group, Option, UserError, check, comma_list
 from .presets import DEFAULT_METRICS, MODE_METRICS, RESUME_SPECS, SMALL_CFGS
@@ -121,13 +123,14 @@ def apply(opts, args):
             args.ema_rampup = None      # the pretrained G is a good EMA start
 
 def _resume_help():
-    return ('Network pickle to start from (a snapshot of this code base trained with the same networks and data '
+    return ('Network pickle or .safetensors snapshot to start from (a snapshot of this code base trained with the same networks and data '
         'continues its run exactly), "latest" (the newest snapshot under --outdir), or one of upstream\'s '
         f'transfer-learning networks: {", ".join(RESUME_SPECS)} [default: noresume]')
 
 GROUP = Group('Output and starting point', [
     Option('--outdir',       help='Parent folder of the run directories', metavar='DIR', default='training-runs', show_default=True),
     Option('--snap',         help='Ticks between network and image snapshots [default: 50]', type=int, metavar='TICKS'),
+    Option('--snap-format',  help='Network snapshots as pkl (upstream\'s format), safetensors (weights only; training state in .state.safetensors) or both [default: pkl]', type=click.Choice(['pkl', 'safetensors', 'both']), default='pkl', sets='snapshot_format'),
     Option('--metrics',      help='Metrics at each snapshot, comma-separated, or "none" [default: fid50k_full; none for tiny and cpu; the mode-coverage metric of toy and stacked-mnist data]', callback=comma_list, metavar='LIST'),
     Option('--seed',         help='Seed for initialisation, data order and noise [default: 0]', type=int, metavar='INT'),
     Option('--resume',       help=_resume_help, metavar='PKL'),

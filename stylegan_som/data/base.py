@@ -19,6 +19,7 @@ class Dataset(torch.utils.data.Dataset):
         use_labels  = False,    # False = label_dim is 0 whatever the files say.
         xflip       = False,    # Append an x-flipped copy of every image (after max_size).
         random_seed = 0,        # Seed for the max_size subset.
+        exclude     = None,     # Raw indices to leave out, before max_size (unreadable files: --skip-bad-images).
     ):
         self._name = name
         self._raw_shape = list(raw_shape)
@@ -28,6 +29,8 @@ class Dataset(torch.utils.data.Dataset):
 
         # Subset: shuffle with a fixed seed, keep the first max_size, then restore file order.
         self._raw_idx = np.arange(self._raw_shape[0], dtype=np.int64)
+        if exclude:
+            self._raw_idx = np.setdiff1d(self._raw_idx, np.asarray(exclude, dtype=np.int64))
         if max_size is not None and self._raw_idx.size > max_size:
             np.random.RandomState(random_seed).shuffle(self._raw_idx)
             self._raw_idx = np.sort(self._raw_idx[:max_size])

@@ -18,7 +18,7 @@ class ImageFolderDataset(Dataset):
         path,                   # Folder, .zip, .tar[.gz], cifar-10-python.tar.gz or MNIST idx files.
         resolution      = None, # Required resolution; None = whatever the images are.
         idx_resolution  = 32,   # MNIST idx files only: zero-pad the digits to this size; None = as stored.
-        **super_kwargs,         # max_size, use_labels, xflip, random_seed.
+        **super_kwargs,         # max_size, use_labels, xflip, random_seed, exclude.
     ):
         self._path = path
         self._source = sources.open_source(path, idx_resolution=idx_resolution)

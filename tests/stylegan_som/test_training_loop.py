@@ -575,3 +575,61 @@ def test_G_ema_exists_and_follows_G_for_every_backbone(tmp_path, arch):
     assert moved > 1e-4 # G did move, so the average is not trivially G
     for (name, b1), be in zip(G1.named_buffers(), ema.buffers()):
         assert torch.equal(b1, be), name
+
+def test_safetensors_snapshots_resume_bit_identically(tmp_path):
+    # --snap-format=both writes each snapshot twice; continuing the run from the kimg-0 weights file (and the
+    # .state.safetensors beside it) ends with exactly the networks, optimizer states and counters of the
+    # uninterrupted run, and --snap-format=safetensors writes no pickle.
+    from stylegan_som import legacy # pylint: disable=import-outside-toplevel
+    data8 = make_image_folder(tmp_path / 'dots', num=48, res=8)
+    ref = tmp_path / 'ref'
+    _finish(_start(ref, f'--data={data8}', '--kimg=1', '--snap-format=both'))
+    ref_run = ref / os.listdir(ref)[0]
+    assert {'network-snapshot-000000.safetensors', 'network-snapshot-000000.state.safetensors',
+        'network-snapshot-000001.pkl'} <= set(os.listdir(ref_run))
+    st = ref_run / 'network-snapshot-000000.safetensors'
+    out = _finish(_start(tmp_path / 'resumed', f'--data={data8}', '--kimg=1', f'--resume={st}', '--snap-format=safetensors'))
+    assert f'continuing the run of {st} at kimg 0.0' in out
+    resumed_run = tmp_path / 'resumed' / os.listdir(tmp_path / 'resumed')[0]
+    assert not [f for f in os.listdir(resumed_run) if f.endswith('.pkl')]
+    a = legacy.load_network_pkl(str(ref_run / 'network-snapshot-000001.pkl'))
+    b = legacy.load_network_pkl(str(resumed_run / 'network-snapshot-000001.safetensors'))
+    for key in ('G', 'D', 'G_ema', 'augment_pipe'):
+        ta = dict(list(a[key].named_parameters()) + list(a[key].named_buffers()))
+        tb = dict(list(b[key].named_parameters()) + list(b[key].named_buffers()))
+        assert ta.keys() == tb.keys() and all(torch.equal(ta[n], tb[n]) for n in ta), key
+    sa, sb = a['training_state'], b['training_state']
+    assert sa['cur_nimg'] == sb['cur_nimg'] == 1000 and sa['augment_p'] == sb['augment_p'] and sa['batch_idx'] == sb['batch_idx']
+    assert _opt_diff(a, b) == 0
+    assert _max_diff(a, legacy.load_network_pkl(str(st))) > 1e-3 # the run moved on from the snapshot it resumed
+
+def test_sigterm_stops_every_process(tmp_path):
+    # --gpus=2 on the CPU (gloo): SIGTERM to the launcher stops both training processes at the same step, with one
+    # interrupt snapshot holding both ranks' state, exit code 143 and no process left behind; --resume=latest then
+    # continues it to the end (that resuming is exact is test_sigterm_saves_and_resumes's part; the loop itself
+    # checks at every snapshot that the two ranks agree).
+    import psutil # pylint: disable=import-outside-toplevel
+    data = make_image_folder(tmp_path / 'dots', num=48, res=8)
+    victim = tmp_path / 'victim'
+    victim_proc = _start(victim, f'--data={data}', '--kimg=1', '--gpus=2')
+    _wait_for_snapshot(victim_proc, victim, kimg=0)
+    children = psutil.Process(victim_proc.pid).children(recursive=True)
+    assert len(children) >= 2 # the two training processes (and their loader workers)
+    time.sleep(1.0)
+    victim_proc.send_signal(signal.SIGTERM)
+    out = victim_proc.communicate(timeout=300)[0]
+    assert victim_proc.returncode == 143, out[-3000:]
+    assert 'Traceback' not in out and len([l for l in out.splitlines() if l.startswith('Interrupted by SIGTERM')]) == 1, out[-3000:]
+    _gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, alive
+    pkl = snapshot.find_latest_snapshot(victim)
+    state = _load(pkl)['training_state']
+    assert state['interrupted'] == 'SIGTERM' and state['num_gpus'] == 2 and len(state['ranks']) == 2
+    assert 1 < state['batch_idx'] < 1000 // 8
+
+    res = run_train(f'--outdir={victim}', f'--data={data}', '--kimg=1', '--gpus=2', '--resume=latest', *COMMON)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert f'continuing the run of {pkl}' in res.stdout
+    b = _load(victim / sorted(os.listdir(victim))[-1] / 'network-snapshot-000001.pkl')
+    assert b['training_state']['cur_nimg'] == 1000 and b['training_state']['interrupted'] is None
+    assert _max_diff(b, _load(pkl)) > 1e-3

@@ -1,5 +1,6 @@
 """The training_loop kwargs and run names of representative command lines are those recorded before train.py's
-options were split into groups (train_kwargs.json, written by kwargs_cases.py from the old train.py)."""
+options were split into groups (train_kwargs.json, written by kwargs_cases.py from the old train.py), plus
+the snapshot_format that --snap-format (default pkl) sets since issue 28."""
 
 import json
 import os
