@@ -283,12 +283,12 @@ def test_every_listed_class_is_ours():
     assert 'stylegan_som.networks.stylegan2.Generator' in names and 'stylegan_som.augment.AugmentPipe' in names
     assert 'stylegan_som.heads.projection.ProjectionHead' in names and 'stylegan_som.blocks.attention.SelfAttention' in names
     assert all(n.startswith('stylegan_som.') for n in names)
-    # Every registered head and block plugin with a class of its own (cmap is built into StyleGAN2's D: none) can
+    # Every registered head and block plugin with a class of its own (cmap and concat are built into D: none) can
     # be named by a weights file.
     from stylegan_som import plugins # pylint: disable=import-outside-toplevel
     for registry in (plugins.HEADS, plugins.BLOCKS):
         for name in registry.names():
-            assert registry.class_name(name) is None and name == 'cmap' or registry.class_name(name) in names, name
+            assert registry.class_name(name) is None or registry.class_name(name) in names, name
     # And every backbone's networks under the names run options record (dcgan's are small.py's, re-exported).
     for name in plugins.BACKBONES.names():
         for cls in ('Generator', 'Discriminator'):
