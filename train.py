@@ -20,6 +20,7 @@ import torch  # pylint: disable=wrong-import-position
 
 import dnnlib
 from torch_utils import custom_ops
+from torch_utils import dist_util
 from torch_utils import persistence
 from torch_utils import training_stats
 
@@ -100,9 +101,7 @@ def _strip_performance(obj):
 
 def torchrun_env():
     """(rank, local_rank, world_size) when started by torchrun (or another env:// launcher), else None."""
-    if 'RANK' in os.environ and 'WORLD_SIZE' in os.environ:
-        return int(os.environ['RANK']), int(os.environ.get('LOCAL_RANK', os.environ['RANK'])), int(os.environ['WORLD_SIZE'])
-    return None
+    return dist_util.env_ranks()
 
 def _check_outdir(outdir):
     # Before anything is read or written: the run directory goes under the nearest existing folder.
@@ -839,7 +838,7 @@ def _init_distributed(rank, num_gpus, temp_dir, device):
     init_method = ('file:///' + init_file.replace('\\', '/')) if os.name == 'nt' else f'file://{init_file}'
     if os.name == 'nt':
         backend = 'gloo'
-    torch.distributed.init_process_group(backend=backend, init_method=init_method, rank=rank, world_size=num_gpus)
+    dist_util.init_process_group(backend, init_method, rank=rank, world_size=num_gpus)
 
 def _device_for(local_rank, device_type):
     if device_type == 'cuda':
@@ -882,32 +881,42 @@ def _run(rank, args, device):
     training_stats.init_multiprocessing(rank=rank, sync_device=(device if args.num_gpus > 1 else None))
     if rank != 0:
         custom_ops.verbosity = 'none'
+    exit_code = None # set when the process ends with a code of its own
+    together = True  # whether every rank ends here at the same step (then they pass a last barrier together)
     try:
         with interrupt.StopOnSignal() as stop: # SIGTERM/SIGINT: finish the step, write a snapshot, exit 143/130
             training_loop.training_loop(rank=rank, device=device, stop_fn=stop.requested, **args)
     except interrupt.Interrupted as err:
         if rank == 0:
             print(err)
-        raise SystemExit(err.exit_code) from None
+        exit_code = err.exit_code
     except DatasetError as err:
         # A file that passed the header check at start-up but cannot be decoded (e.g. truncated): one line
         # naming it, in the log too, instead of a traceback through the data loader.
         print(f'Error: --data: {data_error_line(err)}')
-        raise SystemExit(DATA_ERROR_EXIT) from None
+        exit_code, together = DATA_ERROR_EXIT, False
     except NetworkPickleError as err: # a --resume URL, loaded only here (local files were checked up front)
         if rank == 0:
             print(f'Error: --resume: {err}')
-        raise SystemExit(2) from None
+        exit_code, together = 2, False
     except NonFiniteError as err:
         if rank == 0:
             print(f'Error: {err} (try lower --glr/--dlr, or a larger --gamma)')
-        raise SystemExit(NONFINITE_EXIT) from None
+        exit_code, together = NONFINITE_EXIT, False
     except SnapshotWriteError as err:
         print(f'Error: {err}')
-        raise SystemExit(SNAPSHOT_ERROR_EXIT) from None
-    finally:
+        exit_code, together = SNAPSHOT_ERROR_EXIT, False
+    except Exception as err: # pylint: disable=broad-except
+        if args.num_gpus > 1 and dist_util.is_peer_failure(err):
+            print(dist_util.peer_failure_line(err, rank)) # no teardown: the others are gone or stuck
+            dist_util.leave(dist_util.PEER_LOST_EXIT)
         if args.num_gpus > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+        raise
+    if args.num_gpus > 1:
+        dist_util.end_run(rank, together, exit_code or 0)
+    if exit_code is not None:
+        raise SystemExit(exit_code) from None
 
 def pick_run_dir(outdir, desc):
     prev = [x for x in os.listdir(outdir) if os.path.isdir(os.path.join(outdir, x))] if os.path.isdir(outdir) else []
@@ -1155,9 +1164,11 @@ def main(ctx, outdir, dry_run, **config_kwargs):
     try:
         run_desc, args = setup_training_loop_kwargs(outdir=outdir, device_type=device_type,
             world_size=(dist_env[2] if dist_env is not None else None), **config_kwargs)
+        if args.num_gpus > 1 or dist_env is not None:
+            dist_util.collective_timeout() # a bad $SGSOM_DIST_TIMEOUT stops here, before any process starts
         if dist_env is None and device_type == 'cuda' and args.num_gpus > torch.cuda.device_count():
             raise UserError(f'--gpus={args.num_gpus} but only {torch.cuda.device_count()} CUDA device(s) are visible')
-    except UserError as err:
+    except (UserError, dist_util.DistConfigError) as err:
         ctx.fail(str(err))
     dnnlib.util.Logger(should_flush=True) # after option errors, which click prints to stderr
 
@@ -1191,7 +1202,8 @@ def main(ctx, outdir, dry_run, **config_kwargs):
                 while not procs.join():
                     pass
         except torch.multiprocessing.ProcessExitedException as err:
-            if err.exit_code not in (2, DATA_ERROR_EXIT, NONFINITE_EXIT, SNAPSHOT_ERROR_EXIT, 128 + signal.SIGTERM, 128 + signal.SIGINT):
+            if err.exit_code not in (2, DATA_ERROR_EXIT, NONFINITE_EXIT, SNAPSHOT_ERROR_EXIT, dist_util.PEER_LOST_EXIT,
+                    128 + signal.SIGTERM, 128 + signal.SIGINT):
                 raise
             raise SystemExit(err.exit_code) from None # the process said why in one line
 
@@ -1205,7 +1217,7 @@ def _main_torchrun(args, run_desc, outdir, dry_run, dist_env, device_type):
             print('Dry run; exiting.')
         return
     device = _device_for(local_rank, device_type)
-    torch.distributed.init_process_group(backend=('nccl' if device_type == 'cuda' else 'gloo'), init_method='env://')
+    dist_util.init_process_group(('nccl' if device_type == 'cuda' else 'gloo'), 'env://')
     box = [None]
     if rank == 0:
         args.run_dir = pick_run_dir(outdir, run_desc)
