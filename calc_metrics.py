@@ -20,12 +20,13 @@ from metrics import metric_main
 from metrics import metric_utils
 from metrics import mode_coverage
 from stylegan_som import legacy
+from stylegan_som.config.rundir import outdir_problem
 
 #----------------------------------------------------------------------------
 
 # Dataset classes recorded by upstream pickles, and their equivalents here.
 _DATASET_CLASS_ALIASES = {
-    'training.dataset.ImageFolderDataset': 'stylegan_som.dataset.ImageFolderDataset',
+    'training.dataset.ImageFolderDataset': 'stylegan_som.data.images.ImageFolderDataset',
 }
 
 def find_latest_snapshot(outdir='training-runs'):
@@ -231,15 +232,27 @@ def _calc_metrics(ctx, network_pkl, metrics, data, mirror, gpus, verbose, incept
     needs = [metric_main.get_metric_needs(metric) for metric in args.metrics]
 
     # Network.
+    note = None
     if network_pkl is None:
         try:
             network_pkl, note = find_latest_snapshot('training-runs')
         except IOError as e:
             raise click.ClickException(str(e))
         args.network_pkl = network_pkl
-        print(f'No --network given: using the newest snapshot of the newest run, {network_pkl}{note}')
     elif not dnnlib.util.is_url(network_pkl, allow_file_urls=True) and not os.path.isfile(network_pkl):
         ctx.fail(f'--network must point to a file or URL: {network_pkl}')
+    # Results go next to a local pickle (upstream writes them only into run directories); checked before any output.
+    args.run_dir = None
+    if os.path.isfile(network_pkl):
+        run_dir = os.path.dirname(os.path.abspath(network_pkl))
+        problem = outdir_problem(run_dir)
+        if problem is None:
+            args.run_dir = run_dir
+            args.network_pkl = os.path.abspath(network_pkl)
+        else:
+            click.echo(f'Warning: the results go next to the pickle, but {problem}: they are only printed', err=True)
+    if note is not None:
+        print(f'No --network given: using the newest snapshot of the newest run, {network_pkl}{note}')
     if args.verbose:
         print(f'Loading network from "{network_pkl}"...')
     try:
@@ -253,7 +266,7 @@ def _calc_metrics(ctx, network_pkl, metrics, data, mirror, gpus, verbose, incept
     args.dataset_kwargs = dnnlib.EasyDict()
     if any(n.data for n in needs):
         if data is not None:
-            args.dataset_kwargs = dnnlib.EasyDict(class_name='stylegan_som.dataset.ImageFolderDataset', path=data)
+            args.dataset_kwargs = dnnlib.EasyDict(class_name='stylegan_som.data.images.ImageFolderDataset', path=data)
             origin = '--data'
         elif network_dict['training_set_kwargs'] is not None:
             args.dataset_kwargs = dnnlib.EasyDict(network_dict['training_set_kwargs'])
@@ -282,12 +295,6 @@ def _calc_metrics(ctx, network_pkl, metrics, data, mirror, gpus, verbose, incept
             mode_coverage.get_mnist_classifier(verbose=args.verbose)
     except (IOError, RuntimeError) as e:
         raise click.ClickException(str(e))
-
-    # Results go next to a local pickle (upstream writes them only into run directories).
-    args.run_dir = None
-    if os.path.isfile(network_pkl):
-        args.run_dir = os.path.dirname(os.path.abspath(network_pkl))
-        args.network_pkl = os.path.abspath(network_pkl)
 
     if args.verbose:
         print('Launching processes...')

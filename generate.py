@@ -9,6 +9,9 @@ Examples:
     python generate.py --outdir=out --seeds=0-35 --class=1 --network=cifar10.pkl
     python generate.py --outdir=out --trunc=0.7 --seeds=0,5,7-9 --network=https://example.org/network.pkl
     python generate.py --outdir=out --projected-w=projected_w.npz --network=network.pkl
+
+A generator of 2-D points (--cfg=toy) writes the points of all seeds as points.npy and a scatter plot of them over
+the dataset's mode centres as points.png instead of one image per seed.
 """
 
 import math
@@ -23,6 +26,7 @@ import torch
 
 import dnnlib
 from stylegan_som import legacy
+from stylegan_som.config.rundir import outdir_problem
 
 #----------------------------------------------------------------------------
 
@@ -101,16 +105,22 @@ def resolve_device(device: str) -> torch.device:
 def load_generator(network_pkl: str, device: torch.device, trust: Optional[bool] = None) -> torch.nn.Module:
     """G_ema of a network pickle (path or URL); failures become one ClickException naming --network. `trust`: see
     legacy.load_network_pkl."""
+    return load_network(network_pkl, device, trust)[0]
+
+
+def load_network(network_pkl: str, device: torch.device, trust: Optional[bool] = None):
+    """(G_ema, the training_set_kwargs recorded in the pickle or None), as load_generator."""
     try:
         with dnnlib.util.open_url(network_pkl) as f:
-            G = legacy.load_network_pkl(f, trust=trust)['G_ema']
+            data = legacy.load_network_pkl(f, trust=trust)
+            G = data['G_ema']
     except (OSError, ValueError) as e: # NetworkPickleError is an OSError; open_url raises OSError/ValueError
         raise click.ClickException(f'--network={network_pkl}: {e}')
     bad = [name for name, t in list(G.named_parameters()) + list(G.named_buffers()) if t.is_floating_point() and not bool(t.isfinite().all())]
     if bad: # a diverged run's weights: every image would come out black
         raise click.ClickException(f'--network={network_pkl}: G_ema holds non-finite weights ({", ".join(bad[:3])}'
             f'{", ..." if len(bad) > 3 else ""}); it cannot draw images')
-    return G.to(device).eval().requires_grad_(False)
+    return G.to(device).eval().requires_grad_(False), data.get('training_set_kwargs')
 
 #----------------------------------------------------------------------------
 
@@ -126,6 +136,40 @@ def generate_from_seeds(G, seeds, truncation_psi=1, class_idx=None, noise_mode='
         with torch.no_grad():
             img = legacy.run_generator(G, z, label, truncation_psi=truncation_psi, noise_mode=noise_mode)
         yield seed, to_uint8(_check_finite(img, f'seed {seed}'))[0]
+
+
+def is_point_generator(G) -> bool:
+    """Whether G draws 2-D points ([N, 2, 1, 1], the toys' MLPs) rather than images."""
+    return getattr(G, 'img_resolution', None) == 1 and getattr(G, 'img_channels', None) == 2
+
+
+def generate_points(G, seeds, truncation_psi=1, class_idx=None, noise_mode='const', device=None) -> np.ndarray:
+    """float32 [len(seeds), 2]: the point of each seed, drawn from the same z as generate_from_seeds."""
+    device = torch.device('cpu') if device is None else device
+    c_dim = legacy.label_dim(G)
+    label = torch.zeros([1, c_dim], device=device)
+    if c_dim != 0:
+        label[:, class_idx] = 1
+    points = []
+    for seed in seeds:
+        z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).to(device)
+        with torch.no_grad():
+            p = legacy.run_generator(G, z, label, truncation_psi=truncation_psi, noise_mode=noise_mode)
+        points.append(_check_finite(p, f'seed {seed}').reshape(2).float().cpu().numpy())
+    return np.stack(points)
+
+
+def save_points(points: np.ndarray, outdir: str, training_set_kwargs=None) -> str:
+    """Write points.npy and points.png (a scatter plot over the mode centres of the toy the network was trained on,
+    where the pickle names one); returns what the plot shows."""
+    from stylegan_som import pictures # pylint: disable=import-outside-toplevel
+    from stylegan_som.data.points import TOYS # pylint: disable=import-outside-toplevel
+    name = str((training_set_kwargs or {}).get('path', ''))
+    toy = TOYS.get(name)
+    np.save(os.path.join(outdir, 'points.npy'), points)
+    kwargs = dict(centres=toy.means, std=toy.std) if toy is not None else dict()
+    pictures.save_scatter(points, os.path.join(outdir, 'points.png'), **kwargs)
+    return f'over the {name} mode centres' if toy is not None else '(no known mode centres)'
 
 
 def generate_from_ws(G, ws, noise_mode='const'):
@@ -192,11 +236,12 @@ def generate_images(
         raise click.BadParameter(f'{truncation_psi} is not a finite number', param_hint="'--trunc'")
     if projected_w is None and seeds is None:
         ctx.fail('--seeds option is required when not using --projected-w')
-    if os.path.exists(outdir) and not os.path.isdir(outdir):
-        raise click.BadParameter(f'{outdir} exists and is not a directory', param_hint="'--outdir'")
+    problem = outdir_problem(outdir)
+    if problem is not None:
+        raise click.BadParameter(problem, param_hint="'--outdir'")
 
     print(f'Loading networks from "{network_pkl}"...')
-    G = load_generator(network_pkl, dev, trust=(trust_pickle or None))
+    G, training_set_kwargs = load_network(network_pkl, dev, trust=(trust_pickle or None))
 
     if projected_w is not None:
         if seeds is not None:
@@ -220,6 +265,9 @@ def generate_images(
     elif class_idx is not None:
         click.echo('warn: --class is ignored when running an unconditional network', err=True)
         class_idx = None
+    if is_point_generator(G):
+        _generate_points(G, seeds, truncation_psi, class_idx, noise_mode, dev, outdir, network_pkl, training_set_kwargs)
+        return
     try:
         for i, (seed, img) in enumerate(generate_from_seeds(G, seeds, truncation_psi, class_idx, noise_mode, dev)):
             print(f'Generating image for seed {seed} ({i}/{len(seeds)}) ...')
@@ -227,6 +275,16 @@ def generate_images(
             save_image(img, os.path.join(outdir, f'seed{seed:04d}.png'))
     except NonFiniteImage as e:
         raise click.ClickException(f'--network={network_pkl}: {e}')
+
+def _generate_points(G, seeds, truncation_psi, class_idx, noise_mode, dev, outdir, network_pkl, training_set_kwargs):
+    print(f'Generating {len(seeds)} points (a 2-D generator: one .npy and a scatter plot, no images) ...')
+    try:
+        points = generate_points(G, seeds, truncation_psi, class_idx, noise_mode, dev)
+    except NonFiniteImage as e:
+        raise click.ClickException(f'--network={network_pkl}: {e}')
+    os.makedirs(outdir, exist_ok=True)
+    shows = save_points(points, outdir, training_set_kwargs)
+    print(f'Wrote {os.path.join(outdir, "points.npy")} and a scatter plot {shows}, {os.path.join(outdir, "points.png")}')
 
 #----------------------------------------------------------------------------
 

@@ -97,6 +97,9 @@ REGIMES = {name: dict(REGIME_DEFAULTS, **fields) for name, fields in {
     'stacked-mnist-dq': dict(data='stacked-mnist', cfg='stacked-mnist', metric='modes_stacked_mnist', modes=1000,
                              kl='kl', kimg=400, seeds=3, columns=K1_AND_SOM, train=dict(d_width=0.25),
                              about='D at a quarter of G\'s width'),
+    'mnist-vanilla':    dict(data='mnist', cfg='stacked-mnist', metric='modes_mnist', modes=10, kl='kl', kimg=100,
+                             seeds=3, columns=K1_AND_SOM, per_loss=VANILLA,
+                             about='vanilla GAN on MNIST: the DCGAN config, --loss=minimax, no gradient penalty'),
     'discs8':           dict(data='discs8', cfg='tiny', metric='modes_discs8', modes=8, kimg=10, seeds=5,
                              train=dict(aug='noaug'), columns=NO_PACK, about='StyleGAN2 tiny config, no augmentation'),
 }.items()}

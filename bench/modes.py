@@ -151,7 +151,9 @@ def run_one(job):
             if procs > 1:
                 torch.multiprocessing.spawn(fn=_train_rank, args=(args, out_dir), nprocs=procs)
             else:
-                training_loop.training_loop(rank=0, device=torch.device('cpu'), **args)
+                loop_args = dict(args)
+                callbacks = metric_main.training_callbacks(loop_args.pop('metrics', []))
+                training_loop.training_loop(rank=0, device=torch.device('cpu'), snapshot_callbacks=callbacks, **loop_args)
         finally:
             sys.stdout = stdout
             log.close()
@@ -159,7 +161,7 @@ def run_one(job):
         snaps = sorted(f for f in os.listdir(out_dir) if f.startswith('network-snapshot-'))
         with open(os.path.join(out_dir, snaps[-1]), 'rb') as f:
             G = legacy.load_network_pkl(f)['G_ema']
-        if metric == 'modes_stacked_mnist':
+        if metric in ('modes_stacked_mnist', 'modes_mnist'): # the digit classifier's training data
             train.use_builtin_mnist_for_metrics()
         torch.manual_seed(job['seed']) # the metric's latents
         result = metric_main.calc_metric(metric=metric, G=G, dataset_kwargs=args.training_set_kwargs, num_gpus=1,
@@ -206,7 +208,8 @@ def _train_rank(rank, args, out_dir):
     sys.path.insert(0, REPO)
     import train
     sys.stdout = open(os.devnull, 'w')
-    train.subprocess_fn(rank, args, out_dir, device_type='cpu')
+    from metrics import metric_main
+    train.subprocess_fn(rank, args, out_dir, device_type='cpu', callbacks_fn=metric_main.training_callbacks)
 
 #----------------------------------------------------------------------------
 # Table.

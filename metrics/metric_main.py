@@ -89,6 +89,57 @@ def report_metric(result_dict, run_dir=None, snapshot_pkl=None):
             f.write(jsonl_line + '\n')
 
 #----------------------------------------------------------------------------
+# Metrics during training: a snapshot callback of stylegan_som.training_loop, built by the caller (train.py), so
+# that the training loop needs nothing from this package.
+
+class TrainingMetrics:
+    """Evaluates `metrics` (names) on each snapshot's G_ema against the training set, reports them to
+    metric-<name>.jsonl in the run directory and returns {result name: value}."""
+
+    def __init__(self, metrics):
+        self.metrics = list(metrics)
+
+    def setup(self, device, rank, num_gpus):
+        """Fetch the detectors the metrics need (rank 0, once, before training) and agree across ranks on
+        whether they are at hand. Without them (e.g. offline), warn once and train without metrics (False)
+        rather than fail at the first snapshot."""
+        message = None
+        if rank == 0:
+            try:
+                for metric in self.metrics:
+                    for url in get_metric_needs(metric).detectors:
+                        metric_utils.resolve_detector(url)
+            except IOError as err:
+                message = str(err)
+        if num_gpus > 1:
+            flag = torch.tensor([0.0 if message is None else 1.0], device=device)
+            torch.distributed.broadcast(flag, src=0)
+            if flag.item() > 0 and message is None:
+                message = 'the detector is missing on rank 0'
+        if message is not None:
+            if rank == 0:
+                print(f'WARNING: training continues without metrics ({",".join(self.metrics)}): {message} '
+                    'They can be computed later from the snapshots with calc_metrics.py.')
+            return False
+        return True
+
+    def __call__(self, snapshot_data, snapshot_pkl, run_dir, rank, num_gpus, device):
+        if rank == 0:
+            print('Evaluating metrics...')
+        results = dict()
+        for metric in self.metrics:
+            result_dict = calc_metric(metric=metric, G=snapshot_data['G_ema'],
+                dataset_kwargs=snapshot_data['training_set_kwargs'], num_gpus=num_gpus, rank=rank, device=device)
+            if rank == 0:
+                report_metric(result_dict, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
+            results.update(result_dict.results)
+        return results
+
+def training_callbacks(metrics):
+    """The snapshot callbacks of a training run that evaluates `metrics` (names; none: no callback)."""
+    return [TrainingMetrics(metrics)] if metrics else []
+
+#----------------------------------------------------------------------------
 # Sample counts go through metric_utils.capped() so that smoke tests can shrink them (opts.max_items).
 
 INCEPTION = [metric_utils.INCEPTION_URL]

@@ -10,7 +10,7 @@ What the generator must produce, for G called as G(z=z, c=c, **G_kwargs) with z 
   `modes_<toy>` (covered modes), `modes_<toy>_hq` (share of high-quality samples) and `modes_<toy>_rkl`
   (KL(histogram of high-quality samples over the modes || uniform); NaN if no sample is high quality).
 * `modes_grid25_unequal`: the same for grid25-unequal (grid25's means and std, unequal mode weights from 0.1006 down
-  to 0.0101: see stylegan_som/dataset_points.py), except that the reverse KL is taken against those weights:
+  to 0.0101: see stylegan_som/data/points.py), except that the reverse KL is taken against those weights:
   KL(high-quality histogram || mode weights), 0 for a generator that draws the modes as often as the data does.
 * `modes_stacked_mnist`: images [N, 3, H, W] in [-1, 1] like any image generator; each channel is one MNIST digit.
   Images are quantised to 8 bits as for the other metrics and, if H, W != 28, resized to 28x28 (bilinear with
@@ -27,7 +27,7 @@ What the generator must produce, for G called as G(z=z, c=c, **G_kwargs) with z 
   `modes_mnist_hq` (share of samples read with probability >= 0.9, as above). The 10,000 MNIST test digits, padded
   or not, score 10 modes, KL 0.0018 and 0.97 (99.24% of them read right).
 * `modes_discs8`: images [N, 3, 32, 32] in [-1, 1], scored against the built-in dataset `discs8` (one disc of one
-  of 8 colours on black; see stylegan_som/datasets_builtin.py). Images are quantised to 8 bits, and each is read by
+  of 8 colours on black; see stylegan_som/data/builtin.py). Images are quantised to 8 bits, and each is read by
   fixed rules, without a network. Disc pixels are those whose brightest channel is >= 128 (the disc's rim lies
   halfway up the edge ramp there); the mode is the palette colour nearest (Euclidean RGB distance) to the disc
   pixels' mean colour rescaled so that its brightest channel is 255 (hue and saturation decide, a dim but
@@ -60,7 +60,7 @@ import torch.nn.functional as F
 
 import dnnlib
 from stylegan_som import legacy
-from stylegan_som.dataset_points import TOYS
+from stylegan_som.data.points import TOYS
 from . import metric_utils
 
 #----------------------------------------------------------------------------
@@ -134,7 +134,7 @@ def compute_toy_modes(opts, toy, num_gen=2500, batch_size=500):
     return dict(modes=res['modes'], hq=res['hq'], rkl=res['rkl'])
 
 #----------------------------------------------------------------------------
-# discs8: coloured discs (stylegan_som.datasets_builtin), read by fixed rules.
+# discs8: coloured discs (stylegan_som.data.builtin), read by fixed rules.
 
 DISCS8_RULES = dict(
     disc_level      = 128,      # a pixel belongs to the disc if its brightest channel is at least this
@@ -155,7 +155,7 @@ def to_uint8_images(images):
 def read_discs8(images):
     """Per-image readings of images [N, 3, 32, 32] (uint8, or float in [-1, 1]): dict of float64/int64 arrays
     mode (nearest palette colour), colour_dist, radius (equivalent), roundness, background, hq (bool)."""
-    from stylegan_som.datasets_builtin import DISCS8_PALETTE, DISCS8_RADIUS, DISCS8_RES
+    from stylegan_som.data.builtin import DISCS8_PALETTE, DISCS8_RADIUS, DISCS8_RES
     r = DISCS8_RULES
     images = to_uint8_images(images)
     if images.ndim != 4 or images.shape[1] != 3 or images.shape[2:] != (DISCS8_RES, DISCS8_RES):
@@ -385,7 +385,7 @@ def to_uint8_digits(images, channels=3, metric='modes_stacked_mnist', padded_res
     if images.dtype != torch.uint8:
         images = (images * 127.5 + 128).clamp(0, 255).to(torch.uint8) # quantise like saved samples
     if padded_res is not None and images.shape[2:] == (padded_res, padded_res):
-        top = (padded_res - 28) // 2 # where dataset_sources' IdxSource put the 28x28 digit
+        top = (padded_res - 28) // 2 # where stylegan_som.data.sources' IdxSource put the 28x28 digit
         images = images[:, :, top : top + 28, top : top + 28]
     if images.shape[2:] != (28, 28):
         images = F.interpolate(images.to(torch.float32), size=(28, 28), mode='bilinear', align_corners=False, antialias=True)
@@ -432,7 +432,7 @@ def compute_stacked_mnist_modes(opts, num_gen=26000, batch_size=256):
 # MNIST: single digits (a vanilla GAN on MNIST may collapse onto a few of them, e.g. all 1s).
 
 MNIST_MODES = 10
-MNIST_PADDED_RES = 32 # --data=mnist zero-pads the digits to 32x32 (dataset_sources' default idx_resolution)
+MNIST_PADDED_RES = 32 # --data=mnist zero-pads the digits to 32x32 (stylegan_som.data.sources' default idx_resolution)
 
 def read_mnist(images, classifier, batch_size=1024):
     """int64 array [N, 2] for images [N, 1, H, W]: the digit, and 1 if the classifier reads it with confidence

@@ -345,7 +345,7 @@ def plugin_kwargs(som_d=None, g_attn=None, d_attn=None, d_head=None, d_sn=None, 
         G.synthesis_kwargs.attn_resolutions = list(g_attn)
     if d_attn:
         D.attn_resolutions = list(d_attn)
-    if d_head is not None and d_head in plugins.HEADS: # 'cmap' is StyleGAN2's own, no plugin
+    if d_head is not None and plugins.HEADS.class_name(d_head) is not None: # None: the network's own (cmap)
         D.head_kwargs = dnnlib.EasyDict(class_name=plugins.HEADS.class_name(d_head))
     if d_sn:
         D.spectral_norm = True
@@ -355,7 +355,7 @@ def plugin_kwargs(som_d=None, g_attn=None, d_attn=None, d_head=None, d_sn=None, 
 
 def _head_names():
     from . import plugins # pylint: disable=import-outside-toplevel
-    return plugins.HEADS.names() + ['cmap']
+    return plugins.HEADS.names()
 
 def _int_list(ctx, param, value):
     _ = ctx
@@ -460,7 +460,8 @@ def _keep_unset(given, recorded, d_head=None, somgan=False):
             else:
                 dst[k] = copy.deepcopy(v)
     put(out, given)
-    if d_head == 'cmap':
+    from . import plugins # pylint: disable=import-outside-toplevel
+    if d_head is not None and plugins.HEADS.class_name(d_head) is None: # the network's own layer: no plugin
         out.pop('head_kwargs', None)
     return out
 

@@ -1,5 +1,5 @@
 """Snapshot pictures beyond image grids, drawn with PIL only: scatter plots of 2-D samples over the mode centres
-(runs on ring8 / grid25, see dataset_points) and heat maps of the SOM heads' BMU occupancy (the share of real
+(runs on ring8 / grid25, see data/points.py) and heat maps of the SOM heads' BMU occupancy (the share of real
 samples each head wins, reported by the loss as 'SOM/occupancy/<k>')."""
 
 import numpy as np
@@ -131,8 +131,11 @@ def draw_occupancy(occupancy, topology='grid', cell=48):
         draw.text((box[0] + 4, box[1] + cell // 2 - 6), f'{100 * v:.0f}%', fill=(0, 0, 0) if t < 0.6 else (255, 255, 255))
     return np.asarray(img)
 
+def occupancy_image(occupancy, topology='grid'):
+    return PIL.Image.fromarray(draw_occupancy(occupancy, topology), 'RGB')
+
 def save_occupancy(occupancy, fname, topology='grid'):
-    PIL.Image.fromarray(draw_occupancy(occupancy, topology), 'RGB').save(fname)
+    occupancy_image(occupancy, topology).save(fname)
 
 def save_occupancy_from_stats(stats, fname, topology='grid'):
     """Heat map of the occupancy in a stats dict; nothing (False) for a run without SOM heads."""

@@ -1,5 +1,7 @@
-"""The main training loop: StyleGAN2-ADA's phases, EMA, ADA, ticks, snapshots and metrics, plus a training
-state in every snapshot so that a killed run resumes on exactly the same trajectory.
+"""The main training loop: StyleGAN2-ADA's phases, EMA, ADA, ticks and snapshots, plus a training state in every
+snapshot so that a killed run resumes on exactly the same trajectory. What is evaluated at a snapshot (metrics)
+comes in as callbacks built by the caller, and what the loss reports per tick (e.g. the SOM heads' occupancy)
+comes from loss.tick_report, so the loop names neither.
 
 Randomness is tied to the position in training rather than to one long RNG stream: the data order is a
 function of (seed, image index), and every (step, phase, accumulation round) draws its latents, labels, noise
@@ -148,47 +150,20 @@ def lr_rampdown_factor(cur_nimg, total_nimg, rampdown):
     return float(0.5 - 0.5 * np.cos(np.pi * min(left, 1.0)))
 
 #----------------------------------------------------------------------------
-# Metrics: the detector may be unreachable (offline machine); that must not stop training.
 
-def _metrics_usable(metrics, device, rank, num_gpus):
-    """Fetch the detectors the requested metrics need (rank 0, once, before training) and agree across ranks
-    on whether they are at hand. Without them (e.g. offline), warn once and train without metrics rather than
-    fail at the first snapshot. Returns the metrics to evaluate during training."""
-    if len(metrics) == 0:
-        return []
-    from metrics import metric_main, metric_utils
-    message = None
-    if rank == 0:
-        try:
-            for metric in metrics:
-                for url in metric_main.get_metric_needs(metric).detectors:
-                    metric_utils.resolve_detector(url)
-        except IOError as err:
-            message = str(err)
-    if num_gpus > 1:
-        flag = torch.tensor([0.0 if message is None else 1.0], device=device)
-        torch.distributed.broadcast(flag, src=0)
-        if flag.item() > 0 and message is None:
-            message = 'the detector is missing on rank 0'
-    if message is not None:
-        if rank == 0:
-            print(f'WARNING: training continues without metrics ({",".join(metrics)}): {message} '
-                'They can be computed later from the snapshots with calc_metrics.py.')
-        return []
-    return list(metrics)
-
-#----------------------------------------------------------------------------
-
-def _som_tick_text(collector):
-    """'som-sigma 1.23 bmu 0.31/0.22/0.25/0.22': the neighbourhood width and the share of reals each head won
-    over the tick (with more than 9 heads, the smallest and largest share)."""
-    heads = sorted((int(name.rsplit('/', 1)[1]), collector.mean(name)) for name in collector.names()
-        if name.startswith('SOM/occupancy/'))
-    shares = [share for _, share in heads]
-    text = f'som-sigma {collector.mean("SOM/sigma"):<5.3f}'
-    if len(shares) <= 9:
-        return text + ' bmu ' + '/'.join(f'{share:.2f}' for share in shares)
-    return text + f' bmu min {min(shares):.2f} max {max(shares):.2f} of {len(shares)}'
+def _prepare_callbacks(callbacks, device, rank, num_gpus):
+    """A snapshot callback is called on all ranks as callback(snapshot_data, snapshot_pkl, run_dir, rank,
+    num_gpus, device) and returns {name: value} for tfevents (Metrics/<name>) or None. One with a
+    `setup(device, rank, num_gpus)` method is set up here, once, before training; it returns False to be left
+    out (e.g. metrics whose detector is unreachable) and must answer the same on all ranks."""
+    if callable(callbacks):
+        callbacks = [callbacks]
+    kept = []
+    for callback in callbacks:
+        setup = getattr(callback, 'setup', None)
+        if setup is None or setup(device=device, rank=rank, num_gpus=num_gpus) is not False:
+            kept.append(callback)
+    return kept
 
 def _gather_per_rank(obj, num_gpus):
     if num_gpus <= 1:
@@ -241,7 +216,7 @@ def training_loop(
     D_opt_kwargs            = {},       # Discriminator optimizer: class_name and its arguments.
     augment_kwargs          = None,     # Augmentation pipeline: class_name and its arguments; None = none.
     loss_kwargs             = {},       # Loss: class_name and its arguments.
-    metrics                 = [],       # Metric names evaluated at each network snapshot.
+    snapshot_callbacks      = [],       # Called at each network snapshot, e.g. metrics (see _prepare_callbacks).
     random_seed             = 0,        # Global seed.
     num_gpus                = 1,        # Number of processes taking part (GPUs, or CPU processes with gloo).
     rank                    = 0,        # This process, in [0, num_gpus).
@@ -292,7 +267,7 @@ def training_loop(
     if rank == 0:
         print('Loading training set...')
     training_set = dnnlib.util.construct_class_by_name(**training_set_kwargs)
-    points_data = getattr(training_set, 'is_points', False) # 2-D point data (dataset_points): scatter plots
+    points_data = getattr(training_set, 'is_points', False) # 2-D point data (data/points.py): scatter plots
     if rank == 0:
         print()
         print('Num images: ', len(training_set))
@@ -477,7 +452,7 @@ def training_loop(
             stats_tfevents = tensorboard.SummaryWriter(run_dir)
         except ImportError as err:
             print('Skipping tfevents export:', err)
-    metrics = _metrics_usable(list(metrics), device=device, rank=rank, num_gpus=num_gpus)
+    snapshot_callbacks = _prepare_callbacks(snapshot_callbacks, device=device, rank=rank, num_gpus=num_gpus)
 
     if state is not None:
         # Global RNGs last, after everything above that may have drawn from them.
@@ -510,7 +485,8 @@ def training_loop(
     guard = nonfinite.Guard(device, describe=lambda: (f'tick {cur_tick}, kimg {cur_nimg / 1e3:.1f} (step {batch_idx})', last_snapshot))
     set_progress = getattr(loss, 'set_progress', None) # optional: losses with upstream's bare interface lack it
     after_optimizer_step = getattr(loss, 'after_optimizer_step', None) # optional, too
-    som_stats = training_stats.Collector(regex=r'SOM/.*', keep_previous=False) # multi-head runs: sigma, occupancy
+    tick_report = getattr(loss, 'tick_report', None) # optional: what the loss says about each tick
+    tick_stats = training_stats.Collector(regex='.*', keep_previous=False) # the tick's statistics, for the loss
     while True:
         if set_progress is not None:
             set_progress(cur_nimg=cur_nimg, total_nimg=total_kimg * 1000)
@@ -624,9 +600,10 @@ def training_loop(
         for label, stat, value, fmt in items:
             training_stats.report0(stat, value)
             line.append(f'{label} ' + (f'{dnnlib.util.format_time(value):<12s}' if fmt == 'time' else fmt.format(value)))
-        som_stats.update() # all ranks; the loss reports SOM/* only when D has several heads
-        if som_stats.num('SOM/sigma') > 0:
-            line.append(_som_tick_text(som_stats))
+        tick_stats.update() # all ranks
+        tick_dict = {name: value for name, value in tick_stats.as_dict().items() if value.num > 0}
+        if tick_report is not None:
+            line += tick_report(tick_dict, pictures=False)[0]
         training_stats.report0('Timing/total_hours', elapsed / 3600)
         training_stats.report0('Timing/total_days', elapsed / 86400)
         if rank == 0:
@@ -686,17 +663,11 @@ def training_loop(
             last_snapshot = snapshot_pkl
             del training_state, per_rank
 
-        # Metrics on the snapshot's G_ema (not when stopping for a signal: they may take hours).
-        if (snapshot_data is not None) and (len(metrics) > 0) and not stopped_by:
-            from metrics import metric_main
-            if rank == 0:
-                print('Evaluating metrics...')
-            for metric in metrics:
-                result_dict = metric_main.calc_metric(metric=metric, G=snapshot_data['G_ema'],
-                    dataset_kwargs=training_set_kwargs, num_gpus=num_gpus, rank=rank, device=device)
-                if rank == 0:
-                    metric_main.report_metric(result_dict, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
-                stats_metrics.update(result_dict.results)
+        # Callbacks (metrics) on the snapshot (not when stopping for a signal: they may take hours).
+        if (snapshot_data is not None) and not stopped_by:
+            for callback in snapshot_callbacks:
+                stats_metrics.update(callback(snapshot_data=snapshot_data, snapshot_pkl=snapshot_pkl,
+                    run_dir=run_dir, rank=rank, num_gpus=num_gpus, device=device) or {})
         del snapshot_data
 
         # Statistics.
@@ -708,9 +679,9 @@ def training_loop(
                 training_stats.report0('Timing/' + phase.name, [])
         stats_collector.update()
         stats_dict = stats_collector.as_dict()
-        if image_snapshot: # SOM heads: which share of the reals each head won during this tick
-            pictures.save_occupancy_from_stats(stats_dict, os.path.join(run_dir, f'occupancy{cur_nimg//1000:06d}.png'),
-                topology=getattr(loss, 'som_topology', 'grid'))
+        if image_snapshot and tick_report is not None: # e.g. SOM heads: the share of the reals each head won
+            for name, image in tick_report(tick_dict, pictures=True)[1].items():
+                image.save(os.path.join(run_dir, f'{name}{cur_nimg//1000:06d}.png'))
 
         timestamp = time.time()
         if stats_jsonl is not None:

@@ -14,6 +14,8 @@ import numpy as np
 import PIL.Image
 import pytest
 
+from stylegan_som import config as train_config, launch
+from stylegan_som.config import rundir
 from tests import malicious
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -316,7 +318,7 @@ def test_mnist_run_snapshots_and_generates(trained_mnist, tmp_path):
     with open(run_dir / 'training_options.json') as f:
         opts = json.load(f)
     assert opts['kimg_per_tick'] == 1 # the tiny config's default: a progress line per kimg
-    assert opts['data_loader_kwargs']['num_workers'] == train.default_workers(1)
+    assert opts['data_loader_kwargs']['num_workers'] == train_config.data.default_workers(1)
     kwargs = opts['training_set_kwargs']
     assert kwargs['max_size'] == 256 and kwargs['use_labels'] is False and kwargs['resolution'] == 32
     assert len([line for line in output.splitlines() if line.startswith('tick ')]) == 2
@@ -361,7 +363,7 @@ def bad_inputs(tmp_path_factory):
     paths['notes'] = str(root / 'notes.txt')
     (root / 'notes.txt').write_text('not a dataset, not a pickle, not a folder')
     # CIFAR-10 python batches whose pickle would create a file (inside root, so the tree check sees it) if it ran.
-    from tests.stylegan_som.test_dataset import _make_cifar_tarball
+    from tests.stylegan_som.data.test_images import _make_cifar_tarball
     from tests.malicious import MarkerWriter
     paths['evil_cifar'] = str(root / 'cifar-10-python.tar.gz')
     _make_cifar_tarball(paths['evil_cifar'], per_batch=1, replace={'data_batch_1': MarkerWriter(root / 'ran', 'system')})
@@ -508,12 +510,12 @@ def test_run_directory_names(folders, tmp_path):
     desc, _args = train.setup_training_loop_kwargs(data=folders['plain'], cfg='tiny', seed=0, device_type='cpu', outdir=str(tmp_path))
     assert 'seed' not in desc
     # The id is taken with mkdir: a run that got there first (a folder, or even a file) pushes this one on.
-    args = dict(run_dir=train.pick_run_dir(str(tmp_path), 'x'))
+    args = dict(run_dir=rundir.pick_run_dir(str(tmp_path), 'x'))
     assert args['run_dir'] == str(tmp_path / '00000-x')
     os.makedirs(tmp_path / '00000-x')
     (tmp_path / '00001-x').write_text('not a folder')
     args = train.dnnlib.EasyDict(run_dir=str(tmp_path / '00000-x'))
-    train.create_run_dir(args)
+    rundir.create_run_dir(args)
     assert args.run_dir == str(tmp_path / '00002-x') and os.path.isfile(tmp_path / '00002-x' / 'training_options.json')
     assert json.load(open(tmp_path / '00002-x' / 'training_options.json'))['run_dir'] == args.run_dir
 
@@ -522,7 +524,7 @@ def test_data_error_line_from_a_worker():
     as its text; train.py reports only the dataset's own message."""
     import torch
     import train
-    from stylegan_som.dataset_sources import DatasetError
+    from stylegan_som.data import DatasetError
     class Broken(torch.utils.data.Dataset):
         def __len__(self):
             return 2
@@ -531,15 +533,15 @@ def test_data_error_line_from_a_worker():
     with pytest.raises(DatasetError) as info:
         next(iter(torch.utils.data.DataLoader(Broken(), batch_size=1, num_workers=1)))
     assert 'Traceback' in str(info.value) # what would otherwise be printed
-    assert train.data_error_line(info.value) == 'Corrupt or unreadable image x0.png in /data: image file is truncated'
-    assert train.data_error_line(DatasetError('one line')) == 'one line'
+    assert launch.data_error_line(info.value) == 'Corrupt or unreadable image x0.png in /data: image file is truncated'
+    assert launch.data_error_line(DatasetError('one line')) == 'one line'
 
 def test_defaults_for_small_machines(bad_inputs, monkeypatch):
     import train
     # Data-loading workers: upstream's 3 per process, capped by the cores each process gets.
     for cores, processes, expected in [(64, 1, 3), (64, 8, 3), (2, 1, 2), (2, 2, 1), (1, 4, 1)]:
         monkeypatch.setattr(os, 'sched_getaffinity', lambda pid, n=cores: set(range(n)), raising=False)
-        assert train.default_workers(processes) == expected, (cores, processes)
+        assert train_config.data.default_workers(processes) == expected, (cores, processes)
     monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0, 1}, raising=False)
     common = dict(data=bad_inputs['plain'], device_type='cpu')
     _desc, args = train.setup_training_loop_kwargs(cfg='tiny', **common)
@@ -556,8 +558,8 @@ def test_resume_url_fetched_before_the_run_directory(tmp_path):
     import train
     args = dict(resume_pkl=f'file://{tmp_path}/nowhere.pkl')
     with pytest.raises(train.UserError, match='--resume: .*nowhere.pkl'):
-        train.fetch_resume_pkl(args)
-    train.fetch_resume_pkl(dict(resume_pkl=None)) # nothing to fetch
-    train.fetch_resume_pkl(dict(resume_pkl=str(tmp_path / 'local.pkl'))) # local paths were checked earlier
+        rundir.fetch_resume_pkl(args)
+    rundir.fetch_resume_pkl(dict(resume_pkl=None)) # nothing to fetch
+    rundir.fetch_resume_pkl(dict(resume_pkl=str(tmp_path / 'local.pkl'))) # local paths were checked earlier
 
 #----------------------------------------------------------------------------

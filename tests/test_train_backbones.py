@@ -121,7 +121,7 @@ def test_stacked_mnist_scored_by_default(tmp_path, monkeypatch):
     # classifier trained on the MNIST files the set was made from.
     import zipfile
     import train
-    from stylegan_som import datasets_builtin
+    from stylegan_som.data import builtin as datasets_builtin
     folder = make_image_folder(tmp_path / 'digits', num=4, res=28)
     zip_path = tmp_path / 'cache' / 'stacked-mnist.zip'
     os.makedirs(zip_path.parent)
@@ -140,8 +140,9 @@ def test_stacked_mnist_config(tmp_path, monkeypatch):
     # What measured best on stacked MNIST (bench/RESULTS.md): batch 32, G's rate 8x D's, batch norm instead of
     # spectral norm in D, bf16 where the CPU computes it natively; each flag still overrides its part.
     import train
+    from stylegan_som.config import performance
     digits = dict(cfg='stacked-mnist', data=make_image_folder(tmp_path / 'digits', num=4, res=28))
-    monkeypatch.setattr(train, '_cpu_has_native_bf16', lambda: True)
+    monkeypatch.setattr(performance, 'cpu_has_native_bf16', lambda: True)
     desc, args = train.setup_training_loop_kwargs(device_type='cpu', **digits)
     assert desc.endswith('-stacked-mnist'), desc
     assert (args.batch_size, args.batch_gpu, args.total_kimg) == (32, 32, 400)
@@ -151,12 +152,12 @@ def test_stacked_mnist_config(tmp_path, monkeypatch):
     assert args.loss_kwargs.bf16 is True
     _desc, args = train.setup_training_loop_kwargs(device_type='cuda', **digits) # a GPU has its fp16 layers
     assert 'bf16' not in args.loss_kwargs
-    monkeypatch.setattr(train, '_cpu_has_native_bf16', lambda: False) # emulated bf16 would only be slower
+    monkeypatch.setattr(performance, 'cpu_has_native_bf16', lambda: False) # emulated bf16 would only be slower
     _desc, args = train.setup_training_loop_kwargs(device_type='cpu', **digits)
     assert 'bf16' not in args.loss_kwargs
     _desc, args = train.setup_training_loop_kwargs(device_type='cpu', bf16=True, **digits) # asked for: done
     assert args.loss_kwargs.bf16 is True
-    monkeypatch.setattr(train, '_cpu_has_native_bf16', lambda: True)
+    monkeypatch.setattr(performance, 'cpu_has_native_bf16', lambda: True)
     desc, args = train.setup_training_loop_kwargs(device_type='cpu', batch=64, glr=0.0002, d_sn=True, d_bn=False,
         bf16=False, **digits) # the config as it was before these measurements
     assert (args.batch_size, args.G_opt_kwargs.lr, args.D_opt_kwargs.lr) == (64, 0.0002, 0.0002)
@@ -171,6 +172,7 @@ def test_g_arch(tmp_path):
     import dnnlib
     import torch
     import train
+    from stylegan_som.config import performance
     digits = dict(cfg='stacked-mnist', data=make_image_folder(tmp_path / 'digits', num=4, res=28), device_type='cpu')
     desc, args = train.setup_training_loop_kwargs(g_arch='resnet', som_d=4, **digits)
     assert desc.endswith('-stacked-mnist-gresnet-som4grid'), desc

@@ -98,6 +98,7 @@ def test_d_head_flag_values(tmp_path):
     # Heads come from the registry: a plugin there is a --d-head value, unconditional ones need no labels.
     _, args = train.setup_training_loop_kwargs(d_head='mlp', som_d=4, **common)
     assert args.D_kwargs.head_kwargs.class_name == 'stylegan_som.heads.mlp.MLPHead'
-    assert train._head_names() == ['cmap', 'linear', 'mlp', 'projection'] # pylint: disable=protected-access
+    from stylegan_som import plugins
+    assert plugins.HEADS.names() == ['cmap', 'linear', 'mlp', 'projection']
 
 #----------------------------------------------------------------------------

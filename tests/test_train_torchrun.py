@@ -18,7 +18,7 @@ import torch
 
 from stylegan_som import legacy, snapshot
 from tests.stylegan_som.test_attach import run_in_upstream_like_process
-from tests.stylegan_som.test_training_loop import _kill_after_snapshot, _load, _max_diff, _opt_diff
+from tests.stylegan_som.test_training_loop import _load, _max_diff, _opt_diff
 from tests.test_train import REPO, cpu_env, make_image_folder, run_train
 from tests.metrics import standins
 
@@ -84,6 +84,22 @@ def finish_nodes(nodes, logdir, timeout=600):
             raise AssertionError('an agent hung:\n' + '\n'.join(read_log(logdir, i)[-3000:] for i in range(2)))
     return codes, [read_log(logdir, i) for i in range(2)]
 
+def _kill_after_first_stats(proc, outdir):
+    """SIGKILL `proc` once its step-1 snapshot and the stats.jsonl line of tick 0 are on disk (the line is written
+    after the snapshot: killing on the snapshot alone can leave stats.jsonl empty)."""
+    deadline = time.time() + 300
+    while True:
+        latest = snapshot.find_latest_snapshot(outdir)
+        if latest is not None and latest.endswith('network-snapshot-000000.pkl'):
+            stats = os.path.join(os.path.dirname(latest), 'stats.jsonl')
+            if os.path.exists(stats) and open(stats).read().endswith('\n'):
+                break
+        assert proc.poll() is None, 'training ended before it could be killed:\n' + proc.stdout.read()[-3000:]
+        assert time.time() < deadline
+        time.sleep(0.1)
+    proc.kill()
+    proc.communicate()
+
 def _stats(run_dir):
     with open(os.path.join(run_dir, 'stats.jsonl')) as f:
         return [json.loads(line) for line in f]
@@ -100,7 +116,7 @@ def two_nodes(data8, tmp_path_factory):
     one = subprocess.Popen([sys.executable, os.path.join(REPO, 'train.py'), f'--outdir={root / "one"}', f'--data={data8}',
         '--kimg=1', '--batch-gpu=16', *COMMON], cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
-    _kill_after_snapshot(one, root / 'one', kimg=0, delay=0)
+    _kill_after_first_stats(one, root / 'one')
     codes, logs = finish_nodes(nodes, root / 'logs')
     assert codes == [0, 0], '\n'.join(log[-3000:] for log in logs)
     runs = os.listdir(root / 'two')

@@ -43,23 +43,42 @@ class Objective:
         _ = real_logits, fake_logits
         return None
 
-    # Per-head totals, as the caller forms them; [K] each. The mean over heads is the loss that is minimised.
+    # How the terms combine; the training runner (stylegan_som.loss.runner) calls these very methods, and
+    # d_loss / g_loss reduce their output to the per-head totals [K] (whose mean over heads is minimised).
 
-    def d_loss(self, real_logits, fake_logits, real_weights=None):
+    def d_fake_term(self, fake_logits, real_logits=None):
+        """D's loss on each fake [M, K]; real_logits are read only by a coupled objective."""
+        return self.d_fake(fake_logits, real_logits if self.couples else None)
+
+    def d_real_term(self, real_logits, fake_logits=None, real_weights=None):
+        """D's loss on each real [N, K], weighted per head by the SOM neighbourhood (None: weight 1)."""
         real = self.d_real(real_logits, fake_logits if self.couples else None)
         if real_weights is not None:
             real = real * real_weights
-        return real.mean(dim=0) + self.d_fake(fake_logits, real_logits if self.couples else None).mean(dim=0)
+        return real
 
-    def g_loss(self, fake_logits, real_logits=None):
+    def g_term(self, fake_logits, real_logits=None, fake_weights=None):
+        """G's loss: per fake [M, K] for a separable objective (fake_weights, [M, K] or None, weigh the heads per
+        fake); per head [K] for a coupled one, which also adds its term on reals."""
         if self.couples and real_logits is None:
             raise ValueError(f'{type(self).__name__}: G\'s loss needs the logits of reals too')
-        loss = self.g_fake(fake_logits, real_logits if self.couples else None).mean(dim=0)
+        loss = self.g_fake(fake_logits, real_logits if self.couples else None)
+        if fake_weights is not None:
+            loss = loss * fake_weights
         if self.couples:
+            loss = loss.mean(0)
             extra = self.g_real(real_logits, fake_logits)
             if extra is not None:
-                loss = loss + extra.mean(dim=0)
+                loss = loss + extra.mean(0)
         return loss
+
+    def d_loss(self, real_logits, fake_logits, real_weights=None):
+        return (self.d_real_term(real_logits, fake_logits, real_weights).mean(dim=0)
+            + self.d_fake_term(fake_logits, real_logits).mean(dim=0))
+
+    def g_loss(self, fake_logits, real_logits=None, fake_weights=None):
+        loss = self.g_term(fake_logits, real_logits, fake_weights)
+        return loss if self.couples else loss.mean(dim=0)
 
     def __repr__(self):
         return f'{type(self).__name__}()'

@@ -50,7 +50,7 @@ def test_frechet_distance_general_covariances():
 # FID through the metric registry, with the stand-in detector.
 
 def _fid(G, data_dir, num):
-    res = metric_main.calc_metric('fid50k_full', G=G, dataset_kwargs=dict(class_name='stylegan_som.dataset.ImageFolderDataset', path=data_dir),
+    res = metric_main.calc_metric('fid50k_full', G=G, dataset_kwargs=dict(class_name='stylegan_som.data.images.ImageFolderDataset', path=data_dir),
         device=torch.device('cpu'), max_items=num)
     assert res.metric == 'fid50k_full' and res.num_gpus == 1 and res.max_items == num
     return res.results.fid50k_full
@@ -71,7 +71,7 @@ def test_fid_of_set_against_itself_and_shifted(tmp_path, inception_file):
 def test_dataset_stats_match_direct_features(tmp_path, inception_file):
     data_dir = str(tmp_path / 'data')
     images = standins.make_image_folder(data_dir, num=30, channels=1)
-    opts = metric_utils.MetricOptions(dataset_kwargs=dict(class_name='stylegan_som.dataset.ImageFolderDataset', path=data_dir), device='cpu')
+    opts = metric_utils.MetricOptions(dataset_kwargs=dict(class_name='stylegan_som.data.images.ImageFolderDataset', path=data_dir), device='cpu')
     stats = metric_utils.compute_feature_stats_for_dataset(opts, metric_utils.INCEPTION_URL, dict(return_features=True),
         batch_size=7, capture_mean_cov=True, capture_all=True, max_items=None)
     det = standins.StandInInception()
@@ -85,7 +85,7 @@ def test_dataset_stats_match_direct_features(tmp_path, inception_file):
 def test_dataset_stats_cache_is_reused(tmp_path, inception_file, monkeypatch):
     data_dir = str(tmp_path / 'data')
     standins.make_image_folder(data_dir, num=12)
-    kwargs = dict(class_name='stylegan_som.dataset.ImageFolderDataset', path=data_dir)
+    kwargs = dict(class_name='stylegan_som.data.images.ImageFolderDataset', path=data_dir)
     def stats(max_items):
         opts = metric_utils.MetricOptions(dataset_kwargs=kwargs, device='cpu')
         return metric_utils.compute_feature_stats_for_dataset(opts, metric_utils.INCEPTION_URL, dict(return_features=True),

@@ -43,7 +43,7 @@ def test_kid_subsets_average_brute_force():
 def test_kid_through_registry(tmp_path, inception_file):
     data_dir = str(tmp_path / 'data')
     images = standins.make_image_folder(data_dir, num=16)
-    kw = dict(dataset_kwargs=dict(class_name='stylegan_som.dataset.ImageFolderDataset', path=data_dir), device='cpu', max_items=16)
+    kw = dict(dataset_kwargs=dict(class_name='stylegan_som.data.images.ImageFolderDataset', path=data_dir), device='cpu', max_items=16)
     same = metric_main.calc_metric('kid50k_full', G=standins.ReplayGenerator(images), **kw).results.kid50k_full
     far = metric_main.calc_metric('kid50k_full', G=standins.ReplayGenerator(images, shift=120), **kw).results.kid50k_full
     assert abs(same) < far / 20
@@ -74,7 +74,7 @@ def test_precision_recall_matches_brute_force(row_batch, col_batch):
 def test_pr_through_registry(tmp_path, vgg16_file):
     data_dir = str(tmp_path / 'data')
     images = standins.make_image_folder(data_dir, num=20)
-    kw = dict(dataset_kwargs=dict(class_name='stylegan_som.dataset.ImageFolderDataset', path=data_dir), device='cpu', max_items=20)
+    kw = dict(dataset_kwargs=dict(class_name='stylegan_som.data.images.ImageFolderDataset', path=data_dir), device='cpu', max_items=20)
     res = metric_main.calc_metric('pr50k3_full', G=standins.ReplayGenerator(images), **kw).results
     assert res.pr50k3_full_precision == 1 and res.pr50k3_full_recall == 1 # identical sets
     res = metric_main.calc_metric('pr50k3', G=standins.ReplayGenerator(images, shift=200), **kw).results
@@ -106,7 +106,7 @@ def test_is_through_registry(tmp_path, inception_file):
     data_dir = str(tmp_path / 'data')
     images = standins.make_image_folder(data_dir, num=20)
     res = metric_main.calc_metric('is50k', G=standins.ReplayGenerator(images), dataset_kwargs=dict(
-        class_name='stylegan_som.dataset.ImageFolderDataset', path=data_dir), device='cpu', max_items=20).results
+        class_name='stylegan_som.data.images.ImageFolderDataset', path=data_dir), device='cpu', max_items=20).results
     det = standins.StandInInception()
     probs = det(torch.as_tensor(images), no_output_bias=True).double().numpy()
     assert (res.is50k_mean, res.is50k_std) == pytest.approx(_brute_force_is(probs, 10), rel=1e-4)

@@ -355,7 +355,7 @@ def test_mnist_real_digits(tiny_classifier):
 #----------------------------------------------------------------------------
 # discs8: real images, hand-drawn images (PIL, hard edges: an independent drawing) and generators.
 
-from stylegan_som import datasets_builtin as db
+from stylegan_som.data import builtin as db
 
 def _real_discs8(labels):
     return torch.from_numpy(db.discs8_images(labels)).permute(0, 3, 1, 2) # uint8 NCHW

@@ -423,6 +423,7 @@ def test_training_loop_applies_lr_rampdown(tmp_path):
         lrates[name] = args[f'{name}_opt_kwargs'].lr
     args.update(run_dir=str(tmp_path), image_snapshot_ticks=None, network_snapshot_ticks=None)
     RecordingAdam.steps = []
+    del args['metrics'] # names for train.py, which turns them into the loop's snapshot_callbacks
     training_loop(**args)
     batch = args.batch_size
     want = [lrates[name] * lr_rampdown_factor(i * batch, 2000, 0.5) for i in range(8) for name in 'GD']

@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 import dnnlib
-from stylegan_som import dataset_tool
-from stylegan_som.dataset import ImageFolderDataset
+from stylegan_som.data import tool as dataset_tool
+from stylegan_som.data.images import ImageFolderDataset
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import dnnlib
-from stylegan_som import datasets_builtin as db
-from stylegan_som.dataset import ImageFolderDataset, dataset_kwargs_from_data
+from stylegan_som.data import builtin as db
+from stylegan_som.data import dataset_kwargs_from_data
+from stylegan_som.data.images import ImageFolderDataset
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
@@ -118,7 +119,7 @@ def test_discs8_failed_write_leaves_nothing(monkeypatch):
 import gzip
 import shutil
 
-MNIST_DIR = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'shared', 'data', 'mnist') # beside the checkout
+MNIST_DIR = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'shared', 'data', 'mnist') # beside the checkout
 needs_mnist = pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason='no local MNIST files (shared/data/mnist)')
 
 def _file_url(path):

@@ -484,7 +484,7 @@ def test_prototype_units_learn_from_D_features():
     torch.manual_seed(0)
     G, D = _G(), _HeadD()
     som_kwargs = dict(num_heads=2, topology='linear', sigma_start=0.1, sigma_end=0.1, bmu='prototype', prototype_rate=1.0)
-    loss = StyleGAN2Loss(device=CPU, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, style_mixing_prob=0, r1_gamma=0,
+    loss = StyleGAN2Loss(device=CPU, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, style_mixing_prob=0, r1_gamma=1.0,
         pl_weight=0, som_kwargs=som_kwargs)
     z, c, real = torch.randn(6, 3), torch.zeros(6, 0), torch.randn(6, 3, 4, 4)
     loss.accumulate_gradients('Dmain', real, c, z, c, sync=True, gain=1.0)
@@ -496,6 +496,5 @@ def test_prototype_units_learn_from_D_features():
     expected = torch.stack([features[bmu == k].mean(0) for k in range(2)])
     assert torch.allclose(loss.state_dict()['som_prototypes'], expected, atol=1e-5)
     # Dreg passes (R1) read the map but do not move it.
-    loss.r1_gamma = 1.0
     loss.accumulate_gradients('Dreg', real, c, z, c, sync=True, gain=1.0)
     assert torch.allclose(loss.state_dict()['som_prototypes'], expected, atol=1e-5)

@@ -7,8 +7,8 @@ import torch
 
 import dnnlib
 from metrics import mode_coverage
-from stylegan_som import dataset_points as dp
-from stylegan_som.dataset import dataset_kwargs_from_data
+from stylegan_som.data import dataset_kwargs_from_data
+from stylegan_som.data import points as dp
 
 def test_means_match_the_metric_and_the_protocol():
     for name in ('ring8', 'grid25'):
@@ -39,7 +39,7 @@ def test_samples_follow_the_mixture(name):
 
 def test_point_dataset_items_and_kwargs():
     kwargs, name = dataset_kwargs_from_data('ring8')
-    assert name == 'ring8' and kwargs.class_name == 'stylegan_som.dataset_points.PointDataset'
+    assert name == 'ring8' and kwargs.class_name == 'stylegan_som.data.points.PointDataset'
     assert kwargs.resolution == 1 and kwargs.use_labels
     ds = dnnlib.util.construct_class_by_name(**dict(kwargs, max_size=500, random_seed=1))
     assert len(ds) == 500 and ds.image_shape == [2, 1, 1] and ds.resolution == 1 and ds.num_channels == 2
@@ -93,7 +93,7 @@ def test_grid25_unequal_samples_follow_the_weights():
 
 def test_grid25_unequal_dataset():
     kwargs, name = dataset_kwargs_from_data('grid25-unequal')
-    assert name == 'grid25-unequal' and kwargs.class_name == 'stylegan_som.dataset_points.PointDataset'
+    assert name == 'grid25-unequal' and kwargs.class_name == 'stylegan_som.data.points.PointDataset'
     ds = dnnlib.util.construct_class_by_name(**kwargs)
     assert ds.label_dim == 25 and ds.std == 0.05 and len(ds) == 100000
     np.testing.assert_array_equal(ds.weights, dp.toy_weights('grid25-unequal'))

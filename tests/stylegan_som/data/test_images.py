@@ -13,11 +13,12 @@ import PIL.Image
 import pytest
 
 import dnnlib
-from stylegan_som import dataset as dataset_mod
-from stylegan_som import datasets_builtin
-from stylegan_som.dataset import DatasetError, ImageFolderDataset, dataset_kwargs_from_data
+from stylegan_som import data as data_pkg
+from stylegan_som.data import builtin as datasets_builtin
+from stylegan_som.data import DatasetError, dataset_kwargs_from_data
+from stylegan_som.data.images import ImageFolderDataset
 
-DATA = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'shared', 'data')
+DATA = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'shared', 'data')
 CIFAR_JPEG = os.path.join(DATA, 'cifar10-jpeg', 'cifar10-jpeg-q75.tar.gz')
 MNIST = os.path.join(DATA, 'mnist')
 
@@ -334,7 +335,7 @@ def test_kwargs_from_data_round_trip(tmp_path, capsys):
     kwargs, name = dataset_kwargs_from_data(str(tmp_path / 'tree'))
     assert name == 'tree'
     assert 'using the 6 images under train/ (6 elsewhere' in capsys.readouterr().out
-    assert kwargs == dict(class_name='stylegan_som.dataset.ImageFolderDataset', path=str(tmp_path / 'tree'),
+    assert kwargs == dict(class_name='stylegan_som.data.images.ImageFolderDataset', path=str(tmp_path / 'tree'),
         use_labels=True, max_size=6, xflip=False, resolution=8)
     _check_items(dnnlib.util.construct_class_by_name(**kwargs), images, labels)
     kwargs, _ = dataset_kwargs_from_data(str(tmp_path / 'tree' / 'train' / 'ant'), verbose=False)
@@ -407,7 +408,8 @@ def test_builtin_cifar10_errors(tmp_path, monkeypatch):
 
 def test_error_class():
     assert issubclass(DatasetError, ValueError) and issubclass(DatasetError, OSError)
-    assert dataset_mod.DatasetError is DatasetError
+    from stylegan_som.data import images, sources
+    assert data_pkg.DatasetError is DatasetError is sources.DatasetError and images.DatasetError is DatasetError
 
 def test_missing_empty_unknown(tmp_path):
     with pytest.raises(DatasetError, match='not found.*nowhere'):

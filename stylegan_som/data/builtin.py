@@ -23,7 +23,7 @@ import numpy as np
 
 import dnnlib
 
-from .dataset_sources import DatasetError
+from .sources import DatasetError
 
 #----------------------------------------------------------------------------
 
@@ -100,7 +100,7 @@ def _write_png_zip(dest, images, labels, **extra_json):
     """uint8 images [N, H, W(, C)] and int labels -> `dest` in dataset_tool's zip layout (dataset.json holds the
     labels and any `extra_json` keys), written atomically: a temporary file renamed when complete."""
     import PIL.Image
-    from .dataset_tool import _ZipDest # its temp-file-then-rename writer
+    from .tool import _ZipDest # its temp-file-then-rename writer
     out = _ZipDest(dest)
     ok = False
     try:
@@ -135,7 +135,7 @@ def discs8_path(verbose=True):
 # the URL folder below (or the one in the environment variable, any http(s)://, file:// URL or plain folder)
 # and checked file by file. A gzip wrapper differs between mirrors (timestamps), so a file passes when either
 # its own md5 or the md5 of its decompressed content is the known one. The path functions return that folder,
-# which dataset_sources reads as idx files (digits zero-padded to 32x32, as upstream's dataset_tool does) and
+# which sources.py reads as idx files (digits zero-padded to 32x32, as upstream's dataset_tool does) and
 # which also serves the modes_stacked_mnist metric as its MNIST folder.
 #
 # `stacked-mnist` (PacGAN's protocol): each image stacks three MNIST training digits, drawn independently and
@@ -224,7 +224,7 @@ def stacked_mnist_images(digits, labels, picks):
 
 def write_stacked_mnist(dest, mnist_dir, num_images=None, seed=STACKED_MNIST_SEED):
     """Write stacked MNIST to the zip `dest` (upstream's dataset_tool layout, triple labels), atomically."""
-    from .dataset_sources import IdxSource, find_idx
+    from .sources import IdxSource, find_idx
     found = find_idx(mnist_dir)
     if found is None or found[1] is None:
         raise DatasetError(f'No MNIST training images and labels (train-images-idx3-ubyte[.gz] etc.) in {mnist_dir}')
