@@ -63,32 +63,37 @@ def _apply_local_files(args):
     if args.mnist is not None:
         mode_coverage.set_mnist_dir(args.mnist)
 
-def subprocess_fn(rank, args, temp_dir):
-    if args.num_gpus > 1:
+def subprocess_fn(rank, args, temp_dir, local_rank=None):
+    """One metric process: of a --gpus=N launch, or (local_rank given) one that torchrun started."""
+    if args.num_gpus > 1 and local_rank is None:
         dnnlib.util.Logger(should_flush=True) # a spawned process; the parent's logger covers the single-process case
     _apply_local_files(args)
-    from torch_utils import custom_ops, training_stats # deferred: only the metric processes need them
+    from torch_utils import custom_ops, dist_util, training_stats # deferred: only the metric processes need them
 
-    if args.num_gpus > 1:
+    if local_rank is not None:
+        device = torch.device('cuda', local_rank) if torch.cuda.is_available() else torch.device('cpu')
+        if device.type == 'cuda':
+            torch.cuda.set_device(device)
+        dist_util.init_process_group('nccl' if device.type == 'cuda' else 'gloo', 'env://')
+    elif args.num_gpus > 1:
+        device = torch.device('cuda', rank)
         init_file = os.path.abspath(os.path.join(temp_dir, '.torch_distributed_init'))
         if os.name == 'nt':
             init_method = 'file:///' + init_file.replace('\\', '/')
-            torch.distributed.init_process_group(backend='gloo', init_method=init_method, rank=rank, world_size=args.num_gpus)
+            dist_util.init_process_group('gloo', init_method, rank=rank, world_size=args.num_gpus)
         else:
-            torch.distributed.init_process_group(backend='nccl', init_method=f'file://{init_file}', rank=rank, world_size=args.num_gpus)
+            dist_util.init_process_group('nccl', f'file://{init_file}', rank=rank, world_size=args.num_gpus)
+    else:
+        device = torch.device('cuda', rank) if torch.cuda.is_available() else torch.device('cpu')
 
-    sync_device = torch.device('cuda', rank) if args.num_gpus > 1 else None
-    training_stats.init_multiprocessing(rank=rank, sync_device=sync_device)
+    training_stats.init_multiprocessing(rank=rank, sync_device=(device if args.num_gpus > 1 else None))
     if rank != 0 or not args.verbose:
         custom_ops.verbosity = 'none'
 
-    if torch.cuda.is_available():
-        device = torch.device('cuda', rank)
+    if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = False # the reference numbers were computed without TF32
         torch.backends.cudnn.allow_tf32 = False
-    else:
-        device = torch.device('cpu')
     G = copy.deepcopy(args.G).eval().requires_grad_(False).to(device)
     if rank == 0 and args.verbose:
         _print_summary(G, device)
@@ -106,6 +111,8 @@ def subprocess_fn(rank, args, temp_dir):
 
     if rank == 0 and args.verbose:
         print('Exiting...')
+    if args.num_gpus > 1:
+        dist_util.teardown() # every rank computed the same metrics; none is left waiting
 
 def _print_summary(G, device):
     from torch_utils import misc
@@ -208,7 +215,18 @@ def _calc_metrics(ctx, network_pkl, metrics, data, mirror, gpus, verbose, incept
         ctx.fail(f'--metrics: unknown metric(s) {",".join(unknown)}; choose from {", ".join(metric_main.list_valid_metrics())}')
     if not args.num_gpus >= 1:
         ctx.fail('--gpus must be at least 1')
-    if args.num_gpus > 1 and torch.cuda.device_count() < args.num_gpus:
+    from torch_utils import dist_util
+    dist_env = dist_util.env_ranks() # started by torchrun: its processes do the work, on CPUs too
+    if dist_env is not None:
+        if gpus not in (1, dist_env[2]):
+            ctx.fail(f'--gpus={gpus} but torchrun started {dist_env[2]} processes')
+        args.num_gpus = dist_env[2]
+        args.verbose = verbose = verbose and dist_env[0] == 0
+        try:
+            dist_util.collective_timeout()
+        except dist_util.DistConfigError as e:
+            ctx.fail(str(e))
+    elif args.num_gpus > 1 and torch.cuda.device_count() < args.num_gpus:
         ctx.fail(f'--gpus={args.num_gpus} but only {torch.cuda.device_count()} CUDA device(s) are available')
     _apply_local_files(args)
     needs = [metric_main.get_metric_needs(metric) for metric in args.metrics]
@@ -280,6 +298,9 @@ def _calc_metrics(ctx, network_pkl, metrics, data, mirror, gpus, verbose, incept
 
     if args.verbose:
         print('Launching processes...')
+    if dist_env is not None:
+        subprocess_fn(rank=dist_env[0], args=args, temp_dir=None, local_rank=dist_env[1])
+        return
     with tempfile.TemporaryDirectory() as temp_dir:
         if args.num_gpus == 1:
             subprocess_fn(rank=0, args=args, temp_dir=temp_dir)

@@ -9,6 +9,7 @@ import torch
 
 import dnnlib
 from torch_utils import custom_ops
+from torch_utils import dist_util
 from torch_utils import training_stats
 from stylegan_som.config.rundir import create_run_dir, fetch_resume_pkl, pick_run_dir
 from stylegan_som.config.spec import UserError
@@ -19,14 +20,24 @@ DATA_ERROR_EXIT = 3
 NONFINITE_EXIT = 4
 # Exit code of a run stopped because a snapshot could not be written (disk full, ...).
 SNAPSHOT_ERROR_EXIT = 5
+# Exit code of a process of a multi-process run whose peers were lost (torch_utils.dist_util).
+PEER_LOST_EXIT = dist_util.PEER_LOST_EXIT
 # Exits after which a process has said why in one line.
-KNOWN_EXITS = (2, DATA_ERROR_EXIT, NONFINITE_EXIT, SNAPSHOT_ERROR_EXIT, 128 + signal.SIGTERM, 128 + signal.SIGINT)
+KNOWN_EXITS = (2, DATA_ERROR_EXIT, NONFINITE_EXIT, SNAPSHOT_ERROR_EXIT, PEER_LOST_EXIT, 128 + signal.SIGTERM,
+    128 + signal.SIGINT)
 
 def torchrun_env():
     """(rank, local_rank, world_size) when started by torchrun (or another env:// launcher), else None."""
-    if 'RANK' in os.environ and 'WORLD_SIZE' in os.environ:
-        return int(os.environ['RANK']), int(os.environ.get('LOCAL_RANK', os.environ['RANK'])), int(os.environ['WORLD_SIZE'])
-    return None
+    return dist_util.env_ranks()
+
+def check_settings(num_gpus, dist_env):
+    """Before any process starts: the distributed settings of the environment a multi-process run reads
+    ($SGSOM_DIST_TIMEOUT); a bad one is a UserError naming it."""
+    if num_gpus > 1 or dist_env is not None:
+        try:
+            dist_util.collective_timeout()
+        except dist_util.DistConfigError as err:
+            raise UserError(str(err)) from None
 
 def _init_distributed(rank, num_gpus, temp_dir, device):
     backend = 'nccl' if device.type == 'cuda' else 'gloo'
@@ -34,7 +45,7 @@ def _init_distributed(rank, num_gpus, temp_dir, device):
     init_method = ('file:///' + init_file.replace('\\', '/')) if os.name == 'nt' else f'file://{init_file}'
     if os.name == 'nt':
         backend = 'gloo'
-    torch.distributed.init_process_group(backend=backend, init_method=init_method, rank=rank, world_size=num_gpus)
+    dist_util.init_process_group(backend, init_method, rank=rank, world_size=num_gpus)
 
 def device_for(local_rank, device_type):
     if device_type == 'cuda':
@@ -82,6 +93,8 @@ def run(rank, args, device, callbacks_fn=None):
     if rank != 0:
         custom_ops.verbosity = 'none'
     errors = _known_errors()
+    exit_code = None # set when the process ends with a code of its own
+    together = True  # whether every rank ends here at the same step (then they pass a last barrier together)
     try:
         with interrupt.StopOnSignal() as stop: # SIGTERM/SIGINT: finish the step, write a snapshot, exit 143/130
             loop_args = dict(args)
@@ -93,16 +106,25 @@ def run(rank, args, device, callbacks_fn=None):
     except interrupt.Interrupted as err:
         if rank == 0:
             print(err)
-        raise SystemExit(err.exit_code) from None
+        exit_code = err.exit_code # every rank stops at the same agreed step
     except tuple(cls for cls, _, _, _ in errors) as err:
         for cls, code, line, rank0_only in errors:
             if isinstance(err, cls):
                 if rank == 0 or not rank0_only:
                     print(line(err))
-                raise SystemExit(code) from None
-    finally:
+                exit_code, together = code, False # an error of this rank's own; the others may be anywhere
+                break
+    except Exception as err: # pylint: disable=broad-except
+        if args.num_gpus > 1 and dist_util.is_peer_failure(err):
+            print(dist_util.peer_failure_line(err, rank)) # no teardown: the others are gone or stuck
+            dist_util.leave(PEER_LOST_EXIT)
         if args.num_gpus > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+        raise
+    if args.num_gpus > 1:
+        dist_util.end_run(rank, together, exit_code or 0) # barrier, destroy, flush, os._exit: does not return
+    if exit_code is not None:
+        raise SystemExit(exit_code) from None
 
 def launch(args, device_type, callbacks_fn=None):
     """Run training in this process, or spawn --gpus processes that stop together."""
@@ -126,7 +148,7 @@ def launch_torchrun(args, run_desc, outdir, dist_env, device_type, summary, call
     prints the options on rank 0."""
     rank, local_rank, world_size = dist_env
     device = device_for(local_rank, device_type)
-    torch.distributed.init_process_group(backend=('nccl' if device_type == 'cuda' else 'gloo'), init_method='env://')
+    dist_util.init_process_group(('nccl' if device_type == 'cuda' else 'gloo'), 'env://')
     box = [None]
     if rank == 0:
         args.run_dir = pick_run_dir(outdir, run_desc)

@@ -21,6 +21,7 @@ import psutil
 import torch
 
 import dnnlib
+from torch_utils import dist_util
 from torch_utils import misc
 from torch_utils import training_stats
 from torch_utils.ops import conv2d_gradfix
@@ -407,6 +408,9 @@ def training_loop(
         loss.load_state_dict(per_rank['loss'])
         if rank == 0:
             print(f'Continuing at kimg {cur_nimg / 1e3:.1f}, tick {cur_tick}, step {batch_idx}.')
+            note = dist_util.world_size_note(state.get('num_gpus'), num_gpus, batch_size)
+            if note is not None:
+                print(note)
 
     if cur_nimg >= total_kimg * 1000:
         if rank == 0:
