@@ -73,8 +73,8 @@ def main(ctx, outdir, dry_run, verbose, trust_pickle, **values):
         rundir.check_outdir(outdir)
         run_desc, args = setup_training_loop_kwargs(outdir=outdir, device_type=device_type,
             world_size=(dist_env[2] if dist_env is not None else None), **values)
-        config.data.check_images(args, values.get('check_images'), values.get('skip_bad_images'))
         launch.check_settings(args.num_gpus, dist_env) # a bad $SGSOM_DIST_TIMEOUT stops here, before any process
+        config.data.check_images(args, values.get('check_images'), values.get('skip_bad_images'))
         if dist_env is None and device_type == 'cuda' and args.num_gpus > torch.cuda.device_count():
             raise UserError(f'--gpus={args.num_gpus} but only {torch.cuda.device_count()} CUDA device(s) are visible')
     except UserError as err:
