@@ -105,14 +105,17 @@ def test_penalty_covers_every_scale():
 @pytest.mark.parametrize('arch', ['stylegan2', 'DCGAN'])
 def test_runner_sends_pyramids_through_every_phase(arch):
     G, D = _nets(arch, 16)
-    loss = StyleGAN2Loss('cpu', G.mapping, G.synthesis, D, msg=True, r1_gamma=1, r2_gamma=1, pl_weight=0,
-        style_mixing_prob=0)
+    loss = StyleGAN2Loss('cpu', G.mapping, G.synthesis, D, msg=True, r1_gamma=1, r2_gamma=1,
+        pl_weight=(2 if arch == 'stylegan2' else 0), style_mixing_prob=0)
     real = torch.rand([4, 3, 16, 16]) * 2 - 1
     batch = dict(real_img=real, real_c=torch.zeros([4, 0]), gen_z=torch.randn([4, 8]), gen_c=torch.zeros([4, 0]))
     G.requires_grad_(True)
     loss.accumulate_gradients('Gmain', sync=True, gain=1, **batch)
     torgb = G.synthesis.b4.torgb if arch == 'stylegan2' else getattr(G.synthesis, f'msg_torgb{D.msg_resolutions[-1]}')
     assert torgb.weight.grad.abs().sum() > 0 # D's gradient reached G's lowest scale
+    if arch == 'stylegan2': # path length on the final image of the pyramid
+        loss.accumulate_gradients('Greg', sync=True, gain=1, **batch)
+        assert loss.pl_mean > 0
     D.requires_grad_(True)
     for phase in ('Dmain', 'Dreg'):
         loss.accumulate_gradients(phase, sync=True, gain=1, **batch)
