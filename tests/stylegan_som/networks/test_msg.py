@@ -123,3 +123,12 @@ def test_runner_sends_pyramids_through_every_phase(arch):
     with pytest.raises(ValueError, match='takes no scales'):
         StyleGAN2Loss('cpu', G.mapping, G.synthesis, stylegan2.Discriminator(c_dim=0, img_resolution=16,
             img_channels=3, channel_base=256, channel_max=16), msg=True)
+
+def test_packed_d_packs_every_scale():
+    _, D = _nets('DCGAN', 16, pack_size=2)
+    pyramid = msg.leaves(msg.pyramid(torch.randn([4, 3, 16, 16]), D.msg_resolutions), True)
+    assert D.msg8.weight.shape[1] == D.conv8.weight.shape[1] + 2 * 3 # two images' channels per pack
+    logits = D(pyramid, None)
+    assert logits.shape == (2, 1)
+    norms = squared_grad_norms(logits, pyramid) # one per pack, over its images at every scale
+    assert norms.shape == (2,) and (norms > 0).all()
