@@ -132,3 +132,13 @@ def test_packed_d_packs_every_scale():
     assert logits.shape == (2, 1)
     norms = squared_grad_norms(logits, pyramid) # one per pack, over its images at every scale
     assert norms.shape == (2,) and (norms > 0).all()
+
+def test_generators_refuse_scales_they_lack():
+    with pytest.raises(ValueError, match=r'msg_resolutions \[32\]'):
+        small.DCGANSynthesis(w_dim=8, img_resolution=32, img_channels=3, msg_resolutions=[32])
+    with pytest.raises(ValueError, match=r'msg_resolutions \[2\]'):
+        small.ResNetSynthesis(w_dim=8, img_resolution=32, img_channels=3, msg_resolutions=[8, 2])
+    G = stylegan2.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3,
+        synthesis_kwargs=dict(channel_base=256, channel_max=16, architecture='orig'))
+    with pytest.raises(ValueError, match='skip architecture'):
+        G.synthesis(G.mapping(torch.randn([2, 8]), None), return_pyramid=True)
