@@ -83,8 +83,8 @@ BLOCKS = Registry('network block', help='', network_default=False)
 LOSSES = Registry('loss', help='')
 # --arch=NAME: a module with a Generator and a Discriminator class. conv: image convnets (--cbase/--cmax size
 # them); mixable: G and D pair with other mixable backbones (--g-arch); points: models 2-D point data; pow2:
-# needs power-of-two resolutions.
-BACKBONES = Registry('backbone', help='', conv=True, mixable=False, points=False, pow2=False)
+# needs power-of-two resolutions; msg: G gives its image at every resolution and D takes them (--msg=1, MSG-GAN).
+BACKBONES = Registry('backbone', help='', conv=True, mixable=False, points=False, pow2=False, msg=False)
 
 #----------------------------------------------------------------------------
 
@@ -120,10 +120,10 @@ LOSSES.register('relativistic-hinge', 'stylegan_som.losses.rahinge.RelativisticA
 LOSSES.register('rpgan',     'stylegan_som.losses.rpgan.RelativisticPairing',
     help='Relativistic pairing (R3GAN); R1 and R2 (--r2-gamma), every step')
 
-BACKBONES.register('stylegan2', 'stylegan_som.networks.stylegan2', pow2=True,
+BACKBONES.register('stylegan2', 'stylegan_som.networks.stylegan2', pow2=True, msg=True,
     help='StyleGAN2\'s generator and discriminator (every config but toy and stacked-mnist)')
-BACKBONES.register('dcgan',     'stylegan_som.networks.dcgan', mixable=True,
+BACKBONES.register('dcgan',     'stylegan_som.networks.dcgan', mixable=True, msg=True,
     help='DCGAN (SNGAN\'s standard CNN): batch norm in G, spectral norm in D')
-BACKBONES.register('resnet',    'stylegan_som.networks.resnet', mixable=True, help='SNGAN\'s ResNet G and D')
+BACKBONES.register('resnet',    'stylegan_som.networks.resnet', mixable=True, msg=True, help='SNGAN\'s ResNet G and D')
 BACKBONES.register('mlp',       'stylegan_som.networks.mlp', conv=False, points=True,
     help='Multilayer perceptrons for 2-D points (--data=ring8, grid25)')

@@ -144,12 +144,53 @@ def _apply_eq_lr(opts, args):
         args.D_kwargs.eq_lr = True # before --som-share=none copies D's kwargs into each member
         opts.desc.add('eq_lr', 'eqlr')
 
+def _msg_levels(D_kwargs, resolution):
+    """The scales an MSG-GAN D takes below `resolution`, as its own layout decides (the small Ds are built
+    here to read it; StyleGAN2's takes every power of two down to 4)."""
+    import torch # pylint: disable=import-outside-toplevel
+    if D_kwargs.class_name == f'{plugins.BACKBONES.class_name("stylegan2")}.Discriminator':
+        return [2 ** k for k in range(int(resolution).bit_length() - 2, 1, -1)]
+    with torch.random.fork_rng(devices=[]):
+        D = dnnlib.util.construct_class_by_name(**D_kwargs, c_dim=0, img_resolution=resolution, img_channels=3)
+    return D.msg_resolutions
+
+def _apply_msg(opts, args):
+    """--msg=1: MSG-GAN. D takes a scale at each of its blocks; G gives an image at each of those resolutions."""
+    if not opts.msg:
+        return
+    for flag, name in (('--arch', opts.arch), ('--g-arch', opts.g_arch)):
+        check(plugins.BACKBONES.info(name).msg, f'--msg=1: {flag}={name} has no blocks at several resolutions; use '
+            f'{" or ".join(plugins.BACKBONES.names(msg=True))}')
+    check('augment_kwargs' not in args, '--msg=1 trains without augmentation (it would have to transform every '
+        'scale alike); add --aug=noaug')
+    G, D = args.G_kwargs, args.D_kwargs
+    if opts.g_arch == 'stylegan2':
+        architecture = G.synthesis_kwargs.get('architecture', 'skip')
+        check(architecture == 'skip', f'--msg=1: StyleGAN2\'s generator needs the skip architecture, not {architecture}')
+    D.msg = True
+    levels = _msg_levels(D, args.training_set_kwargs.resolution)
+    check(levels, f'--msg=1: at {args.training_set_kwargs.resolution}x{args.training_set_kwargs.resolution} the '
+        f'{opts.arch} discriminator has one block resolution only; MSG-GAN needs several')
+    if opts.g_arch != 'stylegan2': # StyleGAN2's skip architecture has every scale already
+        from stylegan_som.networks.small import start_resolution # pylint: disable=import-outside-toplevel
+        resolution = args.training_set_kwargs.resolution
+        r, has = start_resolution(resolution), [] # the small generators' feature maps: r0, doubled up to the output
+        while r < resolution:
+            has, r = has + [r], r * 2
+        missing = [res for res in levels if res not in has]
+        check(not missing, f'--msg=1: the {opts.arch} discriminator takes scales {levels}, and the {opts.g_arch} '
+            f'generator has no image at {missing} (it has {has})')
+        G.synthesis_kwargs.msg_resolutions = levels
+    args.loss_kwargs.msg = True
+    opts.desc.add('msg', 'msg')
+
 def apply(opts, args):
     _apply_sizes(opts, args)
     _apply_backbone(opts, args)
     _apply_eq_lr(opts, args)
     _apply_freeze(opts, args)
     _apply_width_pack(opts, args)
+    _apply_msg(opts, args)
 
 def _cfg_help():
     return 'Base configuration [default: auto]: ' + '; '.join(f'{k}: {v.rstrip(".")}' for k, v in CFG_HELP.items())
@@ -169,5 +210,6 @@ GROUP = Group('Networks', [
     Option('--d-width',     help='Width of D as a fraction of G\'s: scales D\'s channel budget (or the MLP\'s features) [default: 1]', type=float, metavar='FRAC'),
     Option('--d-pack',      help='PacGAN: D scores packs of this many samples, concatenated as channels (dcgan, resnet, mlp) [default: 1]', type=int, metavar='INT'),
     Option('--eq-lr',       help='Equalised learning rate in the layers of dcgan, resnet and mlp (StyleGAN2 always has it) [default: false]', type=bool, metavar='BOOL'),
+    Option('--msg',         help='MSG-GAN: G\'s image at every resolution enters D\'s block of that resolution, reals as average-pooled copies (stylegan2, dcgan, resnet; needs --aug=noaug: no augmentation of pyramids) [default: false]', type=bool, metavar='BOOL'),
     Option('--freezed',     help='Keep this many of D\'s highest-resolution layers fixed [default: 0]', type=int, metavar='INT'),
 ], apply)

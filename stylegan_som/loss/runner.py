@@ -9,6 +9,7 @@ from torch_utils import misc
 from torch_utils import training_stats
 
 from .. import plugins
+from ..networks import msg as msg_pyramid
 from .base import Loss
 from .regularisers import REGULARISERS, loss_keywords
 from .som_weighting import SOMWeighting
@@ -39,13 +40,24 @@ class StyleGAN2Loss(Loss):
     A head that declares an auxiliary loss (split_outputs and aux_loss, e.g. ACGAN's classifier, heads/acgan.py)
     returns extra outputs after the logits; they are split off in run_D, and aux_loss(extra, labels) is added,
     per sample, to D's loss on reals and on fakes and to G's loss on fakes (labels: the dataset's for reals, G's
-    conditioning for fakes). Penalties (R1, GP) and the SOM weights see the logits alone."""
+    conditioning for fakes). Penalties (R1, GP) and the SOM weights see the logits alone.
+
+    msg=True (MSG-GAN, networks/msg.py): G's images go to D as a pyramid, one image per scale D takes; reals as
+    their average-pooled pyramid. The gradient penalties take each scale's input as an input of its own (R1 on
+    reals: the sum over scales of |grad|^2), and WGAN-GP interpolates every scale with the same alpha."""
 
     def __init__(self, device, G_mapping, G_synthesis, D, augment_pipe=None, style_mixing_prob=0.9,
-            objective='stylegan2', som_kwargs={}, bf16=False, **reg_kwargs):
+            objective='stylegan2', som_kwargs={}, bf16=False, msg=False, **reg_kwargs):
         super().__init__()
         if bf16 and torch.device(device).type != 'cpu':
             raise ValueError(f'bf16 autocast is for training on a CPU, not on {device} (GPUs use fp16 layers)')
+        self.msg = bool(msg)
+        self.msg_resolutions = msg_pyramid.resolutions_of(D)
+        if self.msg and not self.msg_resolutions:
+            raise ValueError(f'msg=True: {type(getattr(D, "module", D)).__name__} takes no scales below its input; '
+                'build it with msg=True')
+        if self.msg and augment_pipe is not None:
+            raise ValueError('msg=True: the augmentation pipe transforms single images, not pyramids; train without it')
         unknown = sorted(set(reg_kwargs) - set(loss_keywords()))
         if unknown:
             raise TypeError(f'StyleGAN2Loss: unknown keyword {unknown[0]!r}; regularisers take '
@@ -123,8 +135,12 @@ class StyleGAN2Loss(Loss):
                 ws2 = self.G_mapping(torch.randn_like(z), c, skip_w_avg_update=True)
                 ws[:, cutoff:] = ws2[:, cutoff:]
         with misc.ddp_sync(self.G_synthesis, sync), self._autocast():
-            img = self.G_synthesis(ws)
-        return img.float(), ws
+            img = self.G_synthesis(ws, return_pyramid=True) if self.msg else self.G_synthesis(ws)
+        return msg_pyramid.apply(lambda level: level.float(), img), ws
+
+    def reals(self, img):
+        """D's input for reals: the image, or with msg its pyramid at D's scales."""
+        return msg_pyramid.pyramid(img, self.msg_resolutions) if self.msg else img
 
     def run_D(self, img, c, sync, aux=False):
         """D's logits [N, K]; with aux=True also the extra outputs of an aux-loss head (None without one)."""
@@ -227,7 +243,7 @@ class StyleGAN2Loss(Loss):
         real_logits = real_features = None
         if obj.couples or terms: # the objective compares reals with fakes, or a term reads D's view of reals
             with torch.no_grad(): # D is not trained here: what it says of reals is a constant of G's loss
-                real_logits, real_features, _ = self._run_D_for_G(batch.real_img, batch.real_c)
+                real_logits, real_features, _ = self._run_D_for_G(self.reals(batch.real_img), batch.real_c)
         loss_Gmain = obj.g_term(gen_logits, real_logits, g_weights) # [N, K]; coupled objectives: [K]
         training_stats.report('Loss/G/loss', loss_Gmain)
         loss_G = loss_Gmain.mean()
@@ -257,7 +273,7 @@ class StyleGAN2Loss(Loss):
         if fake_pass:
             with torch.no_grad():
                 gen_img, _ = self.run_G(batch.gen_z, batch.gen_c, sync=False)
-            gen_img = gen_img.requires_grad_(bool(fake_terms))
+            gen_img = msg_pyramid.leaves(gen_img, bool(fake_terms))
             gen_logits, gen_extra = self.run_D(gen_img, batch.gen_c, sync=(sync and not real_pass), aux=True)
             loss_Daux_gen = self._aux_term(gen_extra, batch.gen_c, 'Loss/D/aux') if main else 0
             if main:
@@ -273,7 +289,7 @@ class StyleGAN2Loss(Loss):
         # D on reals: the objective's term weighted per head by the SOM neighbourhood, and the real-pass
         # regularisers (R1), in one forward pass.
         if real_pass:
-            real_img_tmp = batch.real_img.detach().requires_grad_(bool(real_terms))
+            real_img_tmp = msg_pyramid.leaves(self.reals(batch.real_img.detach()), bool(real_terms))
             real_features = None
             if self.som.wants_features:
                 real_logits, real_features, real_extra = self.run_D_features(real_img_tmp, batch.real_c, sync=sync,

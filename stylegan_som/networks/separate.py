@@ -32,6 +32,7 @@ class SeparateDiscriminators(torch.nn.Module):
         self.num_heads = int(num_heads)
         self.discriminators = torch.nn.ModuleList([dnnlib.util.construct_class_by_name(**discriminator_kwargs,
             c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels) for _ in range(self.num_heads)])
+        self.msg_resolutions = list(getattr(self.discriminators[0], 'msg_resolutions', [])) # MSG-GAN: the same for all
 
     def forward(self, img, c, **block_kwargs):
         logits = [member(img, c, **block_kwargs) for member in self.discriminators]

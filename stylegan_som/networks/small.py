@@ -221,6 +221,38 @@ def build_attention(channels, attn_kwargs):
     class_name = kwargs.pop('class_name', None) or DEFAULT_ATTENTION
     return dnnlib.util.construct_class_by_name(class_name=class_name, channels=channels, **kwargs)
 
+def msg_split(img, resolutions, owner):
+    """MSG-GAN's input to a discriminator with msg=True: (full-resolution image, {r: image at r x r}) from the
+    pyramid [img, at resolutions[0], ...] (a list: G's outputs or the reals' pooled copies), or from one image,
+    pooled here (average pooling by img_res / r, the loss's operator for reals). Without resolutions, one image."""
+    if not resolutions:
+        if isinstance(img, (list, tuple)):
+            raise ValueError(f'{owner}: built without msg, it takes one image, not a pyramid of {len(img)}')
+        return img, {}
+    if isinstance(img, (list, tuple)):
+        if len(img) != len(resolutions) + 1:
+            raise ValueError(f'{owner}: MSG-GAN\'s pyramid needs {len(resolutions) + 1} images (full size, then '
+                f'{resolutions}), got {len(img)}')
+        img, levels = img[0], list(img[1:])
+    else:
+        levels = [torch.nn.functional.avg_pool2d(img, img.shape[2] // res) for res in resolutions]
+    for res, level in zip(resolutions, levels):
+        misc.assert_shape(level, [img.shape[0], img.shape[1], res, res])
+    return img, dict(zip(resolutions, levels))
+
+def build_msg(owner, resolutions, channels, img_channels, **conv_kwargs):
+    """MSG-GAN's combine layers msg{r}: cat_lin, a 1x1 convolution of [features; image] back to the features'
+    channels. Of the paper's three combine functions it is the one that keeps every block's channel count, so
+    the backbone's layers stay as they are and only these are added."""
+    for res in resolutions:
+        setattr(owner, f'msg{res}', Conv2d(channels(res) + img_channels, channels(res), 1, **conv_kwargs))
+    owner.msg_resolutions = list(resolutions)
+
+def msg_combine(owner, x, scales, res, pack_size=1):
+    if res not in scales:
+        return x
+    return getattr(owner, f'msg{res}')(torch.cat([x, pack(scales[res].to(x.dtype), pack_size)], dim=1))
+
 @persistence.persistent_class
 class MappingNetwork(torch.nn.Module):
     """z (and c) -> ws [N, 1, w_dim]. Without labels, extra layers or a width change it is the identity on z,
@@ -339,13 +371,39 @@ class _ConvSynthesisBase(torch.nn.Module):
     def _attend(self, x, res):
         return getattr(self, f'attn{res}')(x) if res in self.attn_resolutions else x
 
+    def _init_msg(self, msg_resolutions, channels, eq_lr):
+        """MSG-GAN: a 1x1 to-RGB `msg_torgb{r}` of the features at each r of msg_resolutions (below
+        img_resolution), whose images forward(return_pyramid=True) returns after the final one."""
+        levels = [self.r0] + self.block_resolutions[:-1]
+        bad = [r for r in msg_resolutions if r not in levels]
+        if bad:
+            raise ValueError(f'msg_resolutions {bad}: this generator has features at {levels} below its output')
+        self.msg_resolutions = sorted(set(int(r) for r in msg_resolutions), reverse=True)
+        for res in self.msg_resolutions:
+            setattr(self, f'msg_torgb{res}', _conv(eq_lr, channels(res), self.img_channels, 1))
+
+    def _out(self, x):
+        return torch.tanh(x) if self.output_activation == 'tanh' else x
+
+    def _msg_level(self, pyramid, x, res, relu=False):
+        """Adds the image of the features x (ReLU first if relu) at res to `pyramid` (a dict) if MSG-GAN asks for
+        that scale."""
+        if pyramid is not None and res in self.msg_resolutions:
+            pyramid[res] = self._out(getattr(self, f'msg_torgb{res}')(torch.relu(x) if relu else x))
+
+    def _msg_result(self, img, pyramid):
+        if pyramid is None:
+            return img
+        return [img] + [pyramid[res] for res in self.msg_resolutions]
+
 @persistence.persistent_class
 class DCGANSynthesis(_ConvSynthesisBase):
     """ws [N, 1, w_dim] -> linear -> r0 x r0 map -> 4x4 stride-2 transposed convolutions (batch norm, ReLU) up to
-    img_resolution -> 3x3 convolution -> tanh. r0 = start_resolution(img_resolution) (4 for 32, 7 for 28)."""
+    img_resolution -> 3x3 convolution -> tanh. r0 = start_resolution(img_resolution) (4 for 32, 7 for 28).
+    msg_resolutions (MSG-GAN): the features at those resolutions through 1x1 to-RGBs (see _init_msg)."""
 
     def __init__(self, w_dim, img_resolution, img_channels, channel_base=2048, channel_max=512, batch_norm=True,
-            attn_resolutions=[], attn_kwargs={}, output_activation='tanh', eq_lr=False):
+            attn_resolutions=[], attn_kwargs={}, output_activation='tanh', eq_lr=False, msg_resolutions=[]):
         super().__init__()
         channels = self._init_layout(w_dim, img_resolution, img_channels, channel_base, channel_max,
             attn_resolutions, output_activation, eq_lr=eq_lr)
@@ -358,16 +416,19 @@ class DCGANSynthesis(_ConvSynthesisBase):
         self.torgb = _conv(eq_lr, cin, img_channels, 3, padding=1)
         for res in self.attn_resolutions: # last, so that adding attention leaves the other initial weights alone
             setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
+        self._init_msg(msg_resolutions, channels, eq_lr)
 
-    def forward(self, ws, **_unused):
+    def forward(self, ws, return_pyramid=False, **_unused):
         misc.assert_shape(ws, [None, self.num_ws, self.w_dim])
+        pyramid = dict() if return_pyramid else None
         x = self.fc(ws[:, 0].to(torch.float32)).reshape(ws.shape[0], -1, self.r0, self.r0)
         x = self._attend(torch.relu(self.fc_norm(x)), self.r0)
+        self._msg_level(pyramid, x, self.r0)
         for res in self.block_resolutions:
             x = torch.relu(getattr(self, f'norm{res}')(getattr(self, f'up{res}')(x)))
             x = self._attend(x, res)
-        x = self.torgb(x)
-        return torch.tanh(x) if self.output_activation == 'tanh' else x
+            self._msg_level(pyramid, x, res)
+        return self._msg_result(self._out(self.torgb(x)), pyramid)
 
 @persistence.persistent_class
 class DCGANGenerator(_GeneratorBase):
@@ -379,11 +440,13 @@ class DCGANDiscriminator(torch.nn.Module):
     and a 4x4 stride-2 convolution (leaky ReLU 0.1); then [minibatch stddev +] a 3x3 convolution at r0, flattened
     into the head. mbstd_group_size > 0 adds StyleGAN's minibatch standard deviation as one more feature map;
     batch_norm normalises each strided convolution's output (as in Radford et al.'s DCGAN, whose D has no SN).
-    pack_size > 1 scores that many consecutive samples at once (PacGAN, see pack): logits [N / pack_size, ...]."""
+    pack_size > 1 scores that many consecutive samples at once (PacGAN, see pack): logits [N / pack_size, ...].
+    msg=True (MSG-GAN): the image is a pyramid, each scale entering the convolution that reads its resolution
+    (see msg_split, build_msg)."""
 
     def __init__(self, c_dim, img_resolution, img_channels, channel_base=2048, channel_max=512, spectral_norm=True,
             num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={}, mbstd_group_size=0, batch_norm=False,
-            pack_size=1, eq_lr=False, concat_labels=False):
+            pack_size=1, eq_lr=False, concat_labels=False, msg=False):
         super().__init__()
         self.concat_labels = bool(concat_labels)
         self.mbstd_group_size = mbstd_group_size
@@ -413,19 +476,24 @@ class DCGANDiscriminator(torch.nn.Module):
         self.head = build_head(self.num_features, num_heads, 0 if concat_labels else c_dim, head_kwargs)
         for res in self.attn_resolutions: # last, so that adding attention leaves the other initial weights alone
             setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
+        levels = (self.block_resolutions[1:] + [self.r0]) if (msg and self.block_resolutions) else []
+        build_msg(self, levels, channels, img_channels * self.pack_size, **sn)
 
     def _attend(self, x, res):
         return getattr(self, f'attn{res}')(x) if res in self.attn_resolutions else x
 
     def features(self, img, c=None):
+        img, scales = msg_split(img, self.__dict__.get('msg_resolutions', []), type(self).__name__)
         misc.assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution])
         lrelu = lambda t: torch.nn.functional.leaky_relu(t, 0.1)
         x = pack(img.to(torch.float32), self.pack_size)
         if self.__dict__.get('concat_labels', False):
             x = concat_labels(x, c, self.c_dim)
         for res in self.block_resolutions:
+            x = msg_combine(self, x, scales, res, self.pack_size)
             x = self._attend(lrelu(getattr(self, f'conv{res}')(x)), res)
             x = lrelu(getattr(self, f'norm{res}')(getattr(self, f'down{res}')(x)))
+        x = msg_combine(self, x, scales, self.r0, self.pack_size)
         if self.mbstd_group_size:
             x = minibatch_stddev(x, self.mbstd_group_size)
         x = self._attend(lrelu(self.conv_out(x)), self.r0)
@@ -482,10 +550,11 @@ class ResBlockDown(torch.nn.Module):
 
 @persistence.persistent_class
 class ResNetSynthesis(_ConvSynthesisBase):
-    """ws [N, 1, w_dim] -> linear -> r0 x r0 map -> up blocks to img_resolution -> BN-ReLU-conv3x3 -> tanh."""
+    """ws [N, 1, w_dim] -> linear -> r0 x r0 map -> up blocks to img_resolution -> BN-ReLU-conv3x3 -> tanh.
+    msg_resolutions (MSG-GAN): ReLU of the features at those resolutions through 1x1 to-RGBs (see _init_msg)."""
 
     def __init__(self, w_dim, img_resolution, img_channels, channel_base=8192, channel_max=256, batch_norm=True,
-            attn_resolutions=[], attn_kwargs={}, output_activation='tanh', eq_lr=False):
+            attn_resolutions=[], attn_kwargs={}, output_activation='tanh', eq_lr=False, msg_resolutions=[]):
         super().__init__()
         channels = self._init_layout(w_dim, img_resolution, img_channels, channel_base, channel_max,
             attn_resolutions, output_activation, eq_lr=eq_lr)
@@ -497,15 +566,18 @@ class ResNetSynthesis(_ConvSynthesisBase):
         self.torgb = _conv(eq_lr, cin, img_channels, 3, padding=1)
         for res in self.attn_resolutions: # last, so that adding attention leaves the other initial weights alone
             setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
+        self._init_msg(msg_resolutions, channels, eq_lr)
 
-    def forward(self, ws, **_unused):
+    def forward(self, ws, return_pyramid=False, **_unused):
         misc.assert_shape(ws, [None, self.num_ws, self.w_dim])
+        pyramid = dict() if return_pyramid else None
         x = self.fc(ws[:, 0].to(torch.float32)).reshape(ws.shape[0], -1, self.r0, self.r0)
         x = self._attend(x, self.r0)
+        self._msg_level(pyramid, x, self.r0, relu=True)
         for res in self.block_resolutions:
             x = self._attend(getattr(self, f'b{res}')(x), res)
-        x = self.torgb(torch.relu(self.out_norm(x)))
-        return torch.tanh(x) if self.output_activation == 'tanh' else x
+            self._msg_level(pyramid, x, res, relu=True)
+        return self._msg_result(self._out(self.torgb(torch.relu(self.out_norm(x)))), pyramid)
 
 @persistence.persistent_class
 class ResNetGenerator(_GeneratorBase):
@@ -516,11 +588,13 @@ class ResNetDiscriminator(torch.nn.Module):
     """image [N, C, R, R], c [N, c_dim] -> logits [N, num_heads]. Down blocks halve the resolution while it stays
     even and at least min_resolution (32 -> 16 -> 8), then num_final_blocks blocks without pooling; ReLU and
     a sum over positions give the features [N, channels]. mbstd_group_size > 0 adds the minibatch standard
-    deviation as one more map before the final blocks; pack_size > 1 packs samples as the DCGAN's D does."""
+    deviation as one more map before the final blocks; pack_size > 1 packs samples as the DCGAN's D does.
+    msg=True (MSG-GAN): the image is a pyramid, each scale entering the block that reads its resolution (see
+    msg_split, build_msg)."""
 
     def __init__(self, c_dim, img_resolution, img_channels, channel_base=4096, channel_max=128, spectral_norm=True,
             min_resolution=8, num_final_blocks=2, num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={},
-            mbstd_group_size=0, pack_size=1, eq_lr=False, concat_labels=False):
+            mbstd_group_size=0, pack_size=1, eq_lr=False, concat_labels=False, msg=False):
         super().__init__()
         self.concat_labels = bool(concat_labels)
         self.mbstd_group_size = mbstd_group_size
@@ -554,17 +628,22 @@ class ResNetDiscriminator(torch.nn.Module):
         self.head = build_head(self.num_features, num_heads, 0 if concat_labels else c_dim, head_kwargs)
         for res in self.attn_resolutions: # last, so that adding attention leaves the other initial weights alone
             setattr(self, f'attn{res}', build_attention(channels(res), attn_kwargs))
+        levels = (self.block_resolutions[1:] + [self.r0]) if (msg and self.block_resolutions) else []
+        build_msg(self, levels, channels, img_channels * self.pack_size, **sn)
 
     def _attend(self, x, res):
         return getattr(self, f'attn{res}')(x) if res in self.attn_resolutions else x
 
     def features(self, img, c=None):
+        img, scales = msg_split(img, self.__dict__.get('msg_resolutions', []), type(self).__name__)
         misc.assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution])
         x = pack(img.to(torch.float32), self.pack_size)
         if self.__dict__.get('concat_labels', False):
             x = concat_labels(x, c, self.c_dim)
         for res in self.block_resolutions:
+            x = msg_combine(self, x, scales, res, self.pack_size)
             x = self._attend(getattr(self, f'b{res}')(x), res // 2)
+        x = msg_combine(self, x, scales, self.r0, self.pack_size)
         if self.mbstd_group_size:
             x = minibatch_stddev(x, self.mbstd_group_size)
         for idx in range(self.num_final_blocks):

@@ -543,18 +543,25 @@ class SynthesisNetwork(torch.nn.Module):
         for res in self.attn_resolutions:
             setattr(self, f'attn{res}', _build_attn(channels(res), attn_kwargs))
 
-    def forward(self, ws, **block_kwargs):
+    def forward(self, ws, return_pyramid=False, **block_kwargs):
+        """Ours: return_pyramid=True (MSG-GAN) returns [img, img at img_resolution / 2, ..., at 4], the skip
+        architecture's running image after each block; the first is the usual output."""
         misc.assert_shape(ws, [None, self.num_ws, self.w_dim])
+        if return_pyramid and self.b4.architecture != 'skip':
+            raise ValueError(f'SynthesisNetwork: return_pyramid needs the skip architecture (an image after every '
+                f'block), not {self.b4.architecture!r}')
         ws = ws.to(torch.float32)
         x = img = None
         first = 0
+        pyramid = []
         for res in self.block_resolutions:
             block = getattr(self, f'b{res}')
             x, img = block(x, img, ws.narrow(1, first, block.num_conv + block.num_torgb), **block_kwargs)
             first += block.num_conv
             if res in self.attn_resolutions:
                 x = getattr(self, f'attn{res}')(x)
-        return img
+            pyramid.append(img) # the next block adds to an upsampled copy, never to this tensor
+        return pyramid[::-1] if return_pyramid else img
 
 #----------------------------------------------------------------------------
 
@@ -722,6 +729,30 @@ class DiscriminatorEpilogue(torch.nn.Module):
 
 #----------------------------------------------------------------------------
 
+# Ours: MSG-GAN (Karnewar & Wang 2020) in the discriminator, msg=True. The image at each resolution r below the
+# input's enters at the block that reads r x r features through cat_lin: a 1x1 convolution of [features; image]
+# back to the block's channels. Of the paper's three combine functions it is the one that leaves every block's
+# channel count as it is, so the backbone's layers are unchanged and only the msg{r} layers are added.
+
+def _msg_split(img, resolutions, owner):
+    """(full-resolution image, {r: image at r x r}) from MSG-GAN's pyramid [img, at resolutions[0], ...] (a list,
+    G's outputs or the reals' pooled copies), or from one image, pooled here (average pooling by img_res / r, the
+    loss's operator for reals). Without resolutions, one image."""
+    if not resolutions:
+        if isinstance(img, (list, tuple)):
+            raise ValueError(f'{owner}: built without msg, it takes one image, not a pyramid of {len(img)}')
+        return img, {}
+    if isinstance(img, (list, tuple)):
+        if len(img) != len(resolutions) + 1:
+            raise ValueError(f'{owner}: MSG-GAN\'s pyramid needs {len(resolutions) + 1} images (full size, then '
+                f'{resolutions}), got {len(img)}')
+        img, levels = img[0], list(img[1:])
+    else:
+        levels = [torch.nn.functional.avg_pool2d(img, img.shape[2] // res) for res in resolutions]
+    for res, level in zip(resolutions, levels):
+        misc.assert_shape(level, [img.shape[0], img.shape[1], res, res])
+    return img, dict(zip(resolutions, levels))
+
 @persistence.persistent_class
 class Discriminator(torch.nn.Module):
     """image [N, img_channels, img_resolution, img_resolution], c [N, c_dim] -> score [N, 1]: one
@@ -735,11 +766,14 @@ class Discriminator(torch.nn.Module):
     exactly upstream's network.
     Ours: attn_resolutions=[r, ...] adds a block `attn{r}` (attn_kwargs as in SynthesisNetwork) applied
     to the r x r features entering b{r} (b4: the epilogue), so r < img_resolution. spectral_norm=True
-    normalises every weight of the network, including heads and attention blocks (see _sn_apply)."""
+    normalises every weight of the network, including heads and attention blocks (see _sn_apply).
+    Ours: msg=True (MSG-GAN) takes the image as a pyramid, each scale at its block (see _msg_split); msg_resolutions
+    lists the scales below img_resolution, highest first."""
 
     def __init__(self, c_dim, img_resolution, img_channels, architecture='resnet', channel_base=32768,
             channel_max=512, num_fp16_res=0, conv_clamp=None, cmap_dim=None, block_kwargs={}, mapping_kwargs={},
-            epilogue_kwargs={}, num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={}, spectral_norm=False):
+            epilogue_kwargs={}, num_heads=1, head_kwargs={}, attn_resolutions=[], attn_kwargs={}, spectral_norm=False,
+            msg=False):
         if int(num_heads) != num_heads or num_heads < 1:
             raise ValueError(f'Discriminator: num_heads must be a positive integer, got {num_heads!r}')
         head_kwargs = dict(head_kwargs)
@@ -777,6 +811,10 @@ class Discriminator(torch.nn.Module):
         self.attn_resolutions = _check_attn_resolutions(attn_resolutions, allowed, 'Discriminator')
         for res in self.attn_resolutions:
             setattr(self, f'attn{res}', _build_attn(channels(res), attn_kwargs))
+        # Ours: MSG-GAN's combine layers (see _msg_split), after the others so they leave their initial weights alone.
+        self.msg_resolutions = [res for res in self.block_resolutions + [4] if res < img_resolution] if msg else []
+        for res in self.msg_resolutions:
+            setattr(self, f'msg{res}', Conv2dLayer(channels(res) + img_channels, channels(res), kernel_size=1))
         self.spectral_norm = bool(spectral_norm)
         if self.spectral_norm:
             _sn_apply(self)
@@ -794,14 +832,20 @@ class Discriminator(torch.nn.Module):
         if self.__dict__.get('spectral_norm', False):
             _sn_restore(self)
 
+    def _msg_combine(self, x, scales, res):
+        return getattr(self, f'msg{res}')(torch.cat([x, scales[res].to(x.dtype)], dim=1)) if res in scales else x
+
     def forward(self, img, c, **block_kwargs):
+        img, scales = _msg_split(img, self.__dict__.get('msg_resolutions', []), 'Discriminator')
         x = None
         for res in self.block_resolutions:
             if res in self.attn_resolutions:
                 x = getattr(self, f'attn{res}')(x)
+            x = self._msg_combine(x, scales, res)
             x, img = getattr(self, f'b{res}')(x, img, **block_kwargs)
         if 4 in self.attn_resolutions:
             x = self.attn4(x)
+        x = self._msg_combine(x, scales, 4)
         cmap = self.mapping(None, c) if self.b4.cmap_dim > 0 else None
         return self.b4(x, img, cmap, c=c)
 

@@ -1,11 +1,13 @@
 """WGAN-GP (Gulrajani et al. 2017): weight * (|grad D(x_hat)| - 1)^2 on random interpolates x_hat of reals and
 fakes, in its own pass of D's regularisation phase. The runner puts it before D's other passes so its graph is
-gone before theirs is built."""
+gone before theirs is built. With MSG-GAN's pyramids every scale is interpolated with the sample's one alpha and
+the norm is over all scales."""
 
 import torch
 
 from torch_utils import training_stats
 
+from ...networks import msg
 from .penalty import squared_grad_norms
 
 class GradientPenalty:
@@ -24,8 +26,8 @@ class GradientPenalty:
         n = min(batch.real_img.shape[0], batch.gen_z.shape[0])
         with torch.no_grad():
             gen_img, _ = loss.run_G(batch.gen_z[:n], batch.gen_c[:n], sync=False)
-        alpha = torch.rand([n, 1, 1, 1], device=gen_img.device, dtype=gen_img.dtype)
-        mix_img = (batch.real_img[:n].detach() * alpha + gen_img * (1 - alpha)).requires_grad_(True)
+        alpha = torch.rand([n, 1, 1, 1], device=msg.final(gen_img).device, dtype=msg.final(gen_img).dtype)
+        mix_img = msg.leaves(msg.lerp(loss.reals(batch.real_img[:n].detach()), gen_img, alpha), True)
         # Interpolates carry the reals' labels (a conditional D scores them as those classes).
         mix_logits = loss.run_D(mix_img, batch.real_c[:n], sync=sync)
         gp_norms = (squared_grad_norms(mix_logits, mix_img) + 1e-8).sqrt() # eps: finite at 0

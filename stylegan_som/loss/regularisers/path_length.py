@@ -7,6 +7,8 @@ import torch
 from torch_utils import training_stats
 from torch_utils.ops import conv2d_gradfix
 
+from ...networks import msg
+
 class PathLength:
     side = 'G'
     where = 'pass'
@@ -23,7 +25,8 @@ class PathLength:
 
     def run(self, loss, batch, sync, gain):
         n = batch.gen_z.shape[0] // self.batch_shrink
-        gen_img, gen_ws = loss.run_G(batch.gen_z[:n], batch.gen_c[:n], sync=sync)
+        gen_pyramid, gen_ws = loss.run_G(batch.gen_z[:n], batch.gen_c[:n], sync=sync)
+        gen_img = msg.final(gen_pyramid) # MSG-GAN: the lengths are the final image's
         pl_noise = torch.randn_like(gen_img) / np.sqrt(gen_img.shape[2] * gen_img.shape[3])
         with conv2d_gradfix.no_weight_gradients():
             pl_grads = torch.autograd.grad(outputs=[(gen_img * pl_noise).sum()], inputs=[gen_ws], create_graph=True,
@@ -36,7 +39,8 @@ class PathLength:
         loss_Gpl = pl_penalty * self.weight
         training_stats.report('Loss/G/reg', loss_Gpl)
         # The zero term ties the output into the graph so DDP sees every parameter of G_synthesis used.
-        (gen_img[:, 0, 0, 0] * 0 + loss_Gpl).mean().mul(gain).backward()
+        tie = sum(level[:, 0, 0, 0] for level in msg.levels(gen_pyramid)) * 0
+        (tie + loss_Gpl).mean().mul(gain).backward()
 
     def state_dict(self):
         return dict(pl_mean=self.pl_mean.detach().cpu().clone())

@@ -17,11 +17,13 @@ def penalty_outputs(logits):
 
 def squared_grad_norms(logits, img):
     """|grad_img D(img)|^2 per row of D's logits. A D that scores packs of images (PacGAN) gives one row per pack,
-    whose input is the whole pack: its squared norm is the sum over the pack's images."""
+    whose input is the whole pack: its squared norm is the sum over the pack's images. img may be MSG-GAN's
+    pyramid (a list): the norm is then over all its scales' inputs together."""
+    inputs = list(img) if isinstance(img, (list, tuple)) else [img]
     with conv2d_gradfix.no_weight_gradients():
-        grads = torch.autograd.grad(outputs=[penalty_outputs(logits)], inputs=[img], create_graph=True,
-            only_inputs=True)[0]
-    per_image = grads.square().sum([1, 2, 3])
+        grads = torch.autograd.grad(outputs=[penalty_outputs(logits)], inputs=inputs, create_graph=True,
+            only_inputs=True)
+    per_image = sum(grad.square().sum([1, 2, 3]) for grad in grads)
     if per_image.shape[0] == logits.shape[0]:
         return per_image
     return per_image.reshape(logits.shape[0], -1).sum(1)
