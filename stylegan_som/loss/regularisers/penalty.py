@@ -17,10 +17,15 @@ def penalty_outputs(logits):
 
 def squared_grad_norms(logits, img):
     """|grad_img D(img)|^2 per row of D's logits. A D that scores packs of images (PacGAN) gives one row per pack,
-    whose input is the whole pack: its squared norm is the sum over the pack's images."""
+    whose input is the whole pack: its squared norm is the sum over the pack's images. A D that scores each image's
+    channel groups as samples of their own (networks/coupled.py: rows 0..N-1 domain A, N..2N-1 domain B) gives
+    one norm per group."""
     with conv2d_gradfix.no_weight_gradients():
         grads = torch.autograd.grad(outputs=[penalty_outputs(logits)], inputs=[img], create_graph=True,
             only_inputs=True)[0]
+    if logits.shape[0] > img.shape[0]: # a coupled D: each image's channel groups scored as samples, group-major
+        groups = logits.shape[0] // img.shape[0]
+        return grads.reshape(img.shape[0], groups, -1).square().sum(2).t().reshape(-1)
     per_image = grads.square().sum([1, 2, 3])
     if per_image.shape[0] == logits.shape[0]:
         return per_image
