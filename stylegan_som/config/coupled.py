@@ -21,12 +21,22 @@ CLASSIFIER_FACTORY = 'metrics.mode_coverage.coupling_classifier'
 # The pairs metric of each built-in pair of domains (--data=mnist --data2=...).
 PAIR_METRICS = {'mnist-negative': 'pairs_mnist_negative', 'mnist-edges': 'pairs_mnist_edges'}
 
-def _domain_b(data2, cfg):
-    """(path, transform, short name) of --data2."""
+def _is_idx(path):
+    from stylegan_som.data.images import ImageFolderDataset # pylint: disable=import-outside-toplevel
+    dataset = ImageFolderDataset(path=path)
+    try:
+        return dataset._type == 'idx' # pylint: disable=protected-access
+    finally:
+        dataset.close()
+
+def _domain_b(data2, cfg, path_a):
+    """(path, transform, short name) of --data2. The built-in domains transform --data's own digits where --data is
+    MNIST idx files (the built-in mnist or a folder of one's own), else the built-in MNIST's."""
     from stylegan_som.data import builtin, dataset_kwargs_from_data # pylint: disable=import-outside-toplevel
     try:
         if data2 in BUILTIN_DOMAINS:
-            return builtin.BUILTIN['mnist'](), BUILTIN_DOMAINS[data2], data2
+            path = path_a if _is_idx(path_a) else builtin.BUILTIN['mnist']()
+            return path, BUILTIN_DOMAINS[data2], data2
         kwargs, name = dataset_kwargs_from_data(data2, cfg, require_pow2=False)
     except (IOError, OSError, ValueError) as err:
         raise UserError(f'--data2: {err}') from None
@@ -41,7 +51,7 @@ def apply_data(opts, args):
         return
     A = args.training_set_kwargs
     check(A.class_name.endswith('.ImageFolderDataset'), '--data2: coupled domains are images, but --data is not')
-    path2, transform2, name2 = _domain_b(opts.data2, opts.cfg)
+    path2, transform2, name2 = _domain_b(opts.data2, opts.cfg, A.path)
     kwargs = dnnlib.EasyDict(class_name='stylegan_som.data.coupled.CoupledDataset', path=A.path, path2=path2,
         transform2=transform2, pair_seed=opts.seed, **{k: v for k, v in A.items() if k not in ('class_name', 'path')})
     try:
@@ -99,10 +109,11 @@ def apply_networks(opts, args):
     opts.desc.add('couple', f'couple{couple}')
     metric = PAIR_METRICS.get(opts.data2) if args.training_set_kwargs.transform2 else None
     if opts.metrics is None: # the pairs metric of a built-in pair, else none (FID and the others read 1 or 3 channels)
-        opts.metrics = [metric] if metric is not None and opts.data == 'mnist' else []
+        opts.metrics = [metric] if metric is not None else []
     if set(opts.metrics) & set(PAIR_METRICS.values()) or weights.get('couple_semantic') or weights.get('couple_perceptual'):
         from .output import use_builtin_mnist_for_metrics # pylint: disable=import-outside-toplevel
-        use_builtin_mnist_for_metrics()
+        path = args.training_set_kwargs.path # the digit classifier learns from --data's MNIST files where it has them
+        use_builtin_mnist_for_metrics(path if args.training_set_kwargs.transform2 and _is_idx(path) else None)
 
 def _couple_help():
     return ('How the generators of --data and --data2 are coupled: hard (CoGAN: they share their first layers, the '
