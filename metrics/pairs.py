@@ -2,8 +2,9 @@
 pairs of domains, read by fixed rules plus the digit classifier of mode_coverage.py.
 
 G draws pairs [N, 2, H, W] in [-1, 1] (A's channel, then B's), quantised to 8 bits as saved samples are.
-* `pairs_mnist_negative` (--data=mnist --data2=mnist-negative): a pair matches if the mean absolute difference
-  between B and 255 - A is below NEGATIVE_TOLERANCE (on [0, 255]).
+* `pairs_mnist_negative` (--data=mnist --data2=mnist-negative): a pair matches if the digit's pixels (>= 128) of
+  A and of 255 - B overlap with an intersection over union above NEGATIVE_TOLERANCE (a blank grey pair has no
+  ink in 255 - B: no match).
 * `pairs_mnist_edges` (--data2=mnist-edges): a pair matches if the intersection over union of the edge map of A
   (stylegan_som.data.coupled.edges, as the data was made) and B binarised at 128 exceeds EDGES_TOLERANCE.
 Each reports the share of matching pairs whose A the classifier reads as a digit with confidence (>= 0.9, as
@@ -18,7 +19,7 @@ import torch
 from stylegan_som.data import coupled
 from . import mode_coverage
 
-NEGATIVE_TOLERANCE = 32 # mean |B - (255 - A)| below this (1/8 of the range) is a match
+NEGATIVE_TOLERANCE = 0.5 # IoU of A's ink and 255 - B's above this is a match
 EDGES_TOLERANCE = 0.5   # IoU of edges(A) and B >= 128 above this is a match
 
 def to_uint8_pairs(images):
@@ -27,18 +28,19 @@ def to_uint8_pairs(images):
         raise ValueError(f'the pairs metrics need pairs of one-channel images [N, 2, H, W], got {list(images.shape)}')
     return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
 
+def _iou_above(mask_a, mask_b, level):
+    inter = (mask_a & mask_b).reshape(len(mask_a), -1).sum(1)
+    union = (mask_a | mask_b).reshape(len(mask_a), -1).sum(1)
+    return inter > level * np.maximum(union, 1)
+
 def match_negative(a, b):
-    """bool [N]: pairs uint8 [N, H, W] where B is 255 - A within NEGATIVE_TOLERANCE."""
-    diff = np.abs(b.astype(np.int32) - coupled.negative(a).astype(np.int32))
-    return diff.reshape(len(a), -1).mean(1) < NEGATIVE_TOLERANCE
+    """bool [N]: pairs uint8 [N, H, W] where the ink of A (>= 128) and of 255 - B overlap with IoU above
+    NEGATIVE_TOLERANCE."""
+    return _iou_above(a >= coupled.EDGE_LEVEL, coupled.negative(b) >= coupled.EDGE_LEVEL, NEGATIVE_TOLERANCE)
 
 def match_edges(a, b):
     """bool [N]: pairs uint8 [N, H, W] where the edge map of A and B >= 128 overlap with IoU above EDGES_TOLERANCE."""
-    ea = coupled.edges(a) > 0
-    eb = b >= coupled.EDGE_LEVEL
-    inter = (ea & eb).reshape(len(a), -1).sum(1)
-    union = (ea | eb).reshape(len(a), -1).sum(1)
-    return inter > EDGES_TOLERANCE * np.maximum(union, 1)
+    return _iou_above(coupled.edges(a) > 0, b >= coupled.EDGE_LEVEL, EDGES_TOLERANCE)
 
 DOMAINS = {'negative': (match_negative, coupled.negative), 'edges': (match_edges, lambda b: b)}
 
