@@ -7,6 +7,7 @@ G draws pairs [N, 2, H, W] in [-1, 1] (A's channel, then B's), quantised to 8 bi
   ink in 255 - B: no match).
 * `pairs_mnist_edges` (--data2=mnist-edges): a pair matches if the intersection over union of the edge map of A
   (stylegan_som.data.coupled.edges, as the data was made) and B binarised at 128 exceeds EDGES_TOLERANCE.
+Only pairs whose A is digit-like count (ink on INK_RANGE of the pixels: a blank grey pair is its own negative).
 Each reports the share of matching pairs whose A the classifier reads as a digit with confidence (>= 0.9, as
 mode_coverage's `_hq`; the name itself), the distinct digits the classifier reads in A and in
 B (`_modes_a`, `_modes_b`; B mapped back first: 255 - B for negatives, edge maps read as they are) and the share
@@ -28,6 +29,13 @@ def to_uint8_pairs(images):
         raise ValueError(f'the pairs metrics need pairs of one-channel images [N, 2, H, W], got {list(images.shape)}')
     return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
 
+INK_RANGE = (0.02, 0.5) # A's share of digit pixels (>= 128); MNIST's digits cover about 0.1 to 0.3
+
+def digit_like(a):
+    """bool [N]: images uint8 [N, H, W] whose ink covers a digit's share of the image (a blank or grey one does not)."""
+    ink = (a >= coupled.EDGE_LEVEL).reshape(len(a), -1).mean(1)
+    return (ink >= INK_RANGE[0]) & (ink <= INK_RANGE[1])
+
 def _iou_above(mask_a, mask_b, level):
     inter = (mask_a & mask_b).reshape(len(mask_a), -1).sum(1)
     union = (mask_a | mask_b).reshape(len(mask_a), -1).sum(1)
@@ -48,7 +56,7 @@ def score_pairs(pairs, domain, classifier=None):
     """dict(match, modes_a, modes_b, agree) for uint8 pairs [N, 2, H, W]; without a classifier only `match`."""
     match, back = DOMAINS[domain]
     a, b = pairs[:, 0], pairs[:, 1]
-    matched = match(a, b)
+    matched = match(a, b) & digit_like(a)
     out = dict(match=float(matched.mean()))
     if classifier is not None:
         read = lambda x: mode_coverage.read_mnist(torch.from_numpy(np.ascontiguousarray(x)[:, None]), classifier)
