@@ -100,13 +100,13 @@ def apply_networks(opts, args):
         generator_kwargs=args.G_kwargs, encoder=bool(weights.get('couple_cycle')))
     args.D_kwargs = dnnlib.EasyDict(class_name='stylegan_som.networks.coupled.CoupledDiscriminator', couple=couple,
         discriminator_kwargs=args.D_kwargs)
+    opts.desc.add('couple', f'couple{couple}')
     for name, value in weights.items():
         if value:
             args.loss_kwargs[name] = value
             opts.desc.add('couple', f'-{name.split("_")[1][:4]}{value:g}')
     if weights.get('couple_semantic') or weights.get('couple_perceptual'):
         args.loss_kwargs.couple_classifier = CLASSIFIER_FACTORY
-    opts.desc.add('couple', f'couple{couple}')
     metric = PAIR_METRICS.get(opts.data2) if args.training_set_kwargs.transform2 else None
     if opts.metrics is None: # the pairs metric of a built-in pair, else none (FID and the others read 1 or 3 channels)
         opts.metrics = [metric] if metric is not None else []

@@ -27,7 +27,8 @@ def test_hard_kwargs(folders):
     assert 'augment_kwargs' not in args
 
 def test_soft_kwargs(folders):
-    _desc, args = _setup(folders, couple='soft', couple_feature=0.5, couple_cycle=2.0, couple_semantic=1.0)
+    desc, args = _setup(folders, couple='soft', couple_feature=0.5, couple_cycle=2.0, couple_semantic=1.0)
+    assert desc.endswith('couplesoft-feat0.5-sema1-cycl2')
     assert args.loss_kwargs.couple_feature == 0.5 and args.loss_kwargs.couple_cycle == 2.0
     assert args.loss_kwargs.couple_classifier == 'metrics.mode_coverage.coupling_classifier'
     assert args.G_kwargs.encoder is True and args.D_kwargs.couple == 'soft'
