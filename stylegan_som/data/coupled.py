@@ -4,8 +4,8 @@ comes from a fixed random permutation of B's images (seed `pair_seed`), so what 
 must be learnt by the coupling, not read off the data. Labels are domain A's.
 
 Domain B is a folder/zip/... of its own, or the images of A's source under a fixed transform (`transform2`):
-'negative' (255 - x) or 'edges' (the morphological gradient of the digit: pixels of the binarised image
-(>= 128) within one pixel, 8-neighbourhood, of the background, as 255, else 0)."""
+'negative' (255 - x) or 'edges' (the morphological gradient of the digit binarised at 128: 255 where a pixel's
+3x3 neighbourhood holds both digit and background pixels, else 0; outside the image counts as background)."""
 
 import numpy as np
 

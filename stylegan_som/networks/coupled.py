@@ -41,9 +41,6 @@ def _check_coupling(couple, img_channels, what):
     if img_channels % 2:
         raise ValueError(f'{what}: a pair of domains needs an even number of channels (A\'s, then B\'s), got {img_channels}')
 
-def _first_tensor(x):
-    return x[0] if isinstance(x, (tuple, list)) else x
-
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
