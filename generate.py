@@ -126,6 +126,7 @@ def load_network(network_pkl: str, device: torch.device, trust: Optional[bool] =
 
 def generate_from_seeds(G, seeds, truncation_psi=1, class_idx=None, noise_mode='const', device=None):
     """Yield (seed, uint8 HWC image) exactly as generate.py draws them; usable from other scripts and tests."""
+    from stylegan_som import pictures # pylint: disable=import-outside-toplevel
     device = torch.device('cpu') if device is None else device
     c_dim = legacy.label_dim(G)
     label = torch.zeros([1, c_dim], device=device)
@@ -135,7 +136,7 @@ def generate_from_seeds(G, seeds, truncation_psi=1, class_idx=None, noise_mode='
         z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).to(device)
         with torch.no_grad():
             img = legacy.run_generator(G, z, label, truncation_psi=truncation_psi, noise_mode=noise_mode)
-        yield seed, to_uint8(_check_finite(img, f'seed {seed}'))[0]
+        yield seed, to_uint8(pictures.for_display(G, _check_finite(img, f'seed {seed}')))[0] # pairs: A | B
 
 
 def is_point_generator(G) -> bool:

@@ -19,6 +19,7 @@ from . import precision_recall
 from . import perceptual_path_length
 from . import inception_score
 from . import mode_coverage
+from . import pairs
 
 #----------------------------------------------------------------------------
 
@@ -250,3 +251,17 @@ def modes_mnist(opts):
     return dict(modes_mnist=modes, modes_mnist_kl=kl, modes_mnist_hq=hq)
 
 #----------------------------------------------------------------------------
+
+# Coupled generators (--data2): whether the two images of a pair correspond (see pairs.py).
+
+def _pairs_result(name, r):
+    return {name: r['match'], f'{name}_modes_a': r['modes_a'], f'{name}_modes_b': r['modes_b'],
+        f'{name}_agree': r['agree']}
+
+@_register(data=False, mnist=True)
+def pairs_mnist_negative(opts):
+    return _pairs_result('pairs_mnist_negative', pairs.compute_pairs(opts, 'negative', num_gen=_cap(opts, 2000)))
+
+@_register(data=False, mnist=True)
+def pairs_mnist_edges(opts):
+    return _pairs_result('pairs_mnist_edges', pairs.compute_pairs(opts, 'edges', num_gen=_cap(opts, 2000)))

@@ -452,3 +452,9 @@ def compute_mnist_modes(opts, num_gen=10000, batch_size=256):
     return score_triples(read[:, 0], MNIST_MODES) + (float(read[:, 1].mean()),)
 
 #----------------------------------------------------------------------------
+
+def coupling_classifier(device=torch.device('cpu')):
+    """The digit classifier for the semantic and perceptual couplings of coupled generators (train.py's
+    --couple-semantic, --couple-perceptual name this factory): the MNIST files of SGSOM_MNIST_DIR, which train.py
+    points at the built-in MNIST."""
+    return get_mnist_classifier(device=device)

@@ -146,3 +146,16 @@ def save_occupancy_from_stats(stats, fname, topology='grid'):
     return True
 
 #----------------------------------------------------------------------------
+
+#----------------------------------------------------------------------------
+# Images as shown: a generator may say how its images are drawn (coupled pairs side by side).
+
+def for_display(G, images):
+    """`images` ([N, C, H, W], torch or numpy) as G's `to_display(img)` hook draws them, where G has one (e.g. the
+    coupled generators' pairs A | B); else unchanged."""
+    hook = getattr(G, 'to_display', None)
+    if not callable(hook):
+        return images
+    if isinstance(images, np.ndarray):
+        return hook(torch.from_numpy(images)).numpy()
+    return hook(images)

@@ -440,11 +440,11 @@ def training_loop(
         pictures.save_point_fakes(G_ema, grid_z, grid_c, training_set, os.path.join(run_dir, 'fakes_init.png'))
     elif rank == 0:
         grid_size, images, labels = setup_snapshot_image_grid(training_set=training_set)
-        save_image_grid(images, os.path.join(run_dir, 'reals.png'), drange=[0, 255], grid_size=grid_size)
+        save_image_grid(pictures.for_display(G, images), os.path.join(run_dir, 'reals.png'), drange=[0, 255], grid_size=grid_size)
         grid_z = torch.randn([labels.shape[0], G.z_dim], generator=torch.Generator().manual_seed(random_seed))
         grid_z = grid_z.to(device).split(batch_gpu)
         grid_c = torch.from_numpy(labels).to(device).split(batch_gpu)
-        images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid_z, grid_c)]).numpy()
+        images = pictures.for_display(G_ema, torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid_z, grid_c)])).numpy()
         save_image_grid(images, os.path.join(run_dir, 'fakes_init.png'), drange=[-1, 1], grid_size=grid_size)
 
     # Logs.
@@ -629,7 +629,7 @@ def training_loop(
         if image_snapshot and points_data:
             pictures.save_point_fakes(G_ema, grid_z, grid_c, training_set, os.path.join(run_dir, f'fakes{cur_nimg//1000:06d}.png'))
         elif image_snapshot:
-            images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid_z, grid_c)]).numpy()
+            images = pictures.for_display(G_ema, torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid_z, grid_c)])).numpy()
             save_image_grid(images, os.path.join(run_dir, f'fakes{cur_nimg//1000:06d}.png'), drange=[-1, 1], grid_size=grid_size)
 
         # Network snapshot: upstream's dict plus the training state, written atomically by rank 0.

@@ -10,20 +10,21 @@ import torch
 
 import dnnlib
 from stylegan_som import plugins
-from . import base, data, length, loss, networks, output, performance, som_plugins
+from . import base, coupled, data, length, loss, networks, output, performance, som_plugins
 from .spec import Desc, UserError, check
 from .presets import CFG_SPECS, arch_of
 from .rundir import check_outdir
 
 # --help order.
-GROUPS = [data.GROUP, networks.GROUP, som_plugins.GROUP, loss.GROUP, length.GROUP, performance.GROUP, output.GROUP]
+GROUPS = [data.GROUP, coupled.GROUP, networks.GROUP, som_plugins.GROUP, loss.GROUP, length.GROUP, performance.GROUP, output.GROUP]
 
 # Apply order: each step reads what the earlier ones built. The preset (base) makes the StyleGAN2 kwargs from the
 # dataset's resolution; length fixes the batch split the network checks need; the backbone replaces the StyleGAN2
 # kwargs before performance and loss settings go on them; plugins go on the final networks, and --som-share=none
-# wraps D last; output compares a --resume pickle with the final kwargs.
-PIPELINE = [data.GROUP.apply, base.apply, length.GROUP.apply, networks.GROUP.apply, performance.GROUP.apply,
-    loss.GROUP.apply, som_plugins.GROUP.apply, output.GROUP.apply]
+# wraps D last, then --data2 wraps G and D in their coupled versions (its paired dataset made right after --data);
+# output compares a --resume pickle with the final kwargs.
+PIPELINE = [data.GROUP.apply, coupled.apply_data, base.apply, length.GROUP.apply, networks.GROUP.apply,
+    performance.GROUP.apply, loss.GROUP.apply, som_plugins.GROUP.apply, coupled.apply_networks, output.GROUP.apply]
 
 def option_names():
     return [name for group in GROUPS for name in group.names()]

@@ -16,6 +16,8 @@ CFG_SPECS = {
     # Small backbones on a CPU (--arch, see SMALL_CFGS for the rest): 2-D toys, and stacked MNIST with DCGAN.
     'toy':       dict(ref_gpus=1,  kimg=4000,   mb=256, mbstd=4, cbase=0,     cmax=0,   lrate=0.001,  gamma=0.01, ema=50,  ramp=0.3,  map=0, z_dim=16,  w_dim=16),
     'stacked-mnist': dict(ref_gpus=1, kimg=400,  mb=32, mbstd=4,  cbase=1024,  cmax=128, lrate=0.0002, gamma=0,    ema=5,   ramp=0.05, map=0, z_dim=100, w_dim=100),
+    # Coupled generators (--data2) of two MNIST-sized domains: two DCGANs of half stacked-mnist's width.
+    'cogan':     dict(ref_gpus=1,  kimg=200,    mb=32, mbstd=4,  cbase=1024,  cmax=64,  lrate=0.0002, gamma=0,    ema=5,   ramp=0.05, map=0, z_dim=64,  w_dim=64),
 }
 
 # One line each for --help.
@@ -30,18 +32,19 @@ CFG_HELP = {
     'cpu':           'Small networks for a CPU demo (about a minute per kimg at 32x32).',
     'toy':           'MLPs on the 2-D toys (--data=ring8 or grid25), a few CPU minutes per run.',
     'stacked-mnist': 'DCGAN on stacked MNIST at 28x28 (--data=stacked-mnist), sized for a CPU.',
+    'cogan':         'Coupled DCGANs on two MNIST-sized domains (--data2, --couple), sized for a CPU.',
 }
 
 # Configs sized for GPUs: on a CPU a kimg of them takes many minutes and a snapshot hundreds of MB.
 GPU_CFGS = ('auto', 'stylegan2', 'paper256', 'paper512', 'paper1024', 'cifar')
 
 # Configs that behave like upstream's 'cifar': no path-length regularisation, no style mixing, plain D.
-CIFAR_LIKE = ('cifar', 'tiny', 'cpu', 'toy', 'stacked-mnist')
+CIFAR_LIKE = ('cifar', 'tiny', 'cpu', 'toy', 'stacked-mnist', 'cogan')
 
 # Metrics that run when --metrics is not given. FID50k on a CPU takes hours, so the CPU configs skip it; the
 # small-backbone configs and point data get their dataset's mode-coverage metric (MODE_METRICS).
 DEFAULT_METRICS = dict(tiny=[], cpu=[], toy=[])
-DEFAULT_METRICS['stacked-mnist'] = []
+DEFAULT_METRICS['stacked-mnist'] = DEFAULT_METRICS['cogan'] = []
 MODE_METRICS = {'ring8': 'modes_ring8', 'grid25': 'modes_grid25', 'grid25-unequal': 'modes_grid25_unequal',
     'stacked-mnist': 'modes_stacked_mnist', 'mnist': 'modes_mnist'}
 
@@ -53,6 +56,9 @@ SMALL_CFGS = {
     'toy':           dict(arch='mlp',   betas=[0.0, 0.99], aug='noaug', D_reg_interval=None, lr_rampdown=0.25,
                           G=dict(layer_features=128, num_layers=4), D=dict(layer_features=128, num_layers=3)),
     'stacked-mnist': dict(arch='dcgan', betas=[0.5, 0.99], aug='noaug', lr_rampdown=0.25, glr=0.0016, bf16='auto',
+                          G=dict(), D=dict(spectral_norm=False, batch_norm=True)),
+    # cogan: stacked-mnist's measured DCGAN settings, for each domain's pair of networks.
+    'cogan':         dict(arch='dcgan', betas=[0.5, 0.99], aug='noaug', lr_rampdown=0.25, glr=0.0016, bf16='auto',
                           G=dict(), D=dict(spectral_norm=False, batch_norm=True)),
 }
 

@@ -26,6 +26,13 @@ REGULARISERS = [
     ('gradient_penalty', 'stylegan_som.loss.regularisers.gradient_penalty.GradientPenalty', dict(weight=('gp_weight', 0))),
     ('weight_clip',     'stylegan_som.loss.regularisers.weight_clip.WeightClip',      dict(clip=('weight_clip', 0))),
     ('feature_matching', 'stylegan_som.loss.regularisers.feature_matching.FeatureMatching', dict(weight=('fm_weight', 0))),
+    # Soft-CoGAN's couplings of two generators (networks/coupled.py); the classifier: a dotted factory name.
+    ('couple_feature',  'stylegan_som.loss.regularisers.couple_feature.CoupleFeature', dict(weight=('couple_feature', 0))),
+    ('couple_semantic', 'stylegan_som.loss.regularisers.couple_semantic.CoupleSemantic', dict(weight=('couple_semantic', 0),
+                            classifier=('couple_classifier', None))),
+    ('couple_cycle',    'stylegan_som.loss.regularisers.couple_cycle.CoupleCycle',     dict(weight=('couple_cycle', 0))),
+    ('couple_perceptual', 'stylegan_som.loss.regularisers.couple_perceptual.CouplePerceptual', dict(weight=('couple_perceptual', 0),
+                            classifier=('couple_classifier', None))),
 ]
 
 def loss_keywords():

@@ -18,11 +18,17 @@ def penalty_outputs(logits):
 def squared_grad_norms(logits, img):
     """|grad_img D(img)|^2 per row of D's logits. A D that scores packs of images (PacGAN) gives one row per pack,
     whose input is the whole pack: its squared norm is the sum over the pack's images. img may be MSG-GAN's
-    pyramid (a list): the norm is then over all its scales' inputs together."""
+    pyramid (a list): the norm is then over all its scales' inputs together. A D that scores each image's channel
+    groups as samples of their own (networks/coupled.py: rows 0..N-1 domain A, N..2N-1 domain B) gives one norm
+    per group."""
     inputs = list(img) if isinstance(img, (list, tuple)) else [img]
     with conv2d_gradfix.no_weight_gradients():
         grads = torch.autograd.grad(outputs=[penalty_outputs(logits)], inputs=inputs, create_graph=True,
             only_inputs=True)
+    n = inputs[0].shape[0]
+    if logits.shape[0] > n: # a coupled D: each image's channel groups scored as samples, group-major
+        groups = logits.shape[0] // n
+        return sum(g.reshape(n, groups, -1).square().sum(2).t().reshape(-1) for g in grads)
     per_image = sum(grad.square().sum([1, 2, 3]) for grad in grads)
     if per_image.shape[0] == logits.shape[0]:
         return per_image

@@ -31,7 +31,7 @@ def test_help_sections(tmp_path):
     ctx = train.main.make_context('train.py', [])
     text = train.main.get_help(ctx)
     titles = [group.title for group in GROUPS]
-    assert titles == ['Data', 'Networks', 'SOM and plugins', 'Loss and regularisers', 'Training length', 'Performance',
+    assert titles == ['Data', 'Coupled generators', 'Networks', 'SOM and plugins', 'Loss and regularisers', 'Training length', 'Performance',
         'Output and starting point']
     positions = [text.index(f'\n{title}:\n') for title in titles]
     assert positions == sorted(positions), positions

@@ -72,7 +72,8 @@ def test_regularisers_from_keywords():
     assert active == {'r2', 'weight_clip'} # r1_gamma=0, pl_weight=0 in _setup
     assert loss.regularisers['r2'].gamma == 0.5
     assert set(regularisers.loss_keywords()) == {'r1_gamma', 'r2_gamma', 'pl_weight', 'pl_batch_shrink', 'pl_decay',
-        'gp_weight', 'weight_clip', 'fm_weight'}
+        'gp_weight', 'weight_clip', 'fm_weight', 'couple_feature', 'couple_semantic', 'couple_cycle', 'couple_perceptual',
+        'couple_classifier'}
     with pytest.raises(TypeError, match="unknown keyword 'r3_gamma'"):
         _setup('stylegan2', 1, r3_gamma=1.0)
 
