@@ -88,6 +88,7 @@ def _check_couplings(opts, args):
     check(not (weights.get('couple_cycle') and opts.gpus > 1), '--couple-cycle trains on one process only: its '
         'encoder is not used by G\'s forward pass, which several processes (DDP) need')
     check(opts.aug in (None, 'noaug'), f'--aug={opts.aug} with --data2: pairs train without augmentation; use --aug=noaug')
+    check(not opts.msg, '--msg=1 with --data2: the coupled D takes each domain whole, not its scales; drop one of them')
     return couple, weights
 
 def apply_networks(opts, args):

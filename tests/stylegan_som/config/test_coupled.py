@@ -48,6 +48,7 @@ BAD = [
     (dict(fm=1.0), '--fm'),
     (dict(aug='ada'), '--aug'),
     (dict(d_pack=2), '--d-pack'),
+    (dict(msg=True, aug='noaug'), '--msg'),
     (dict(data2='/no/such/folder'), '--data2'),
     (dict(data2='big'), '--data2'),
 ]
