@@ -221,6 +221,8 @@ def build_attention(channels, attn_kwargs):
     class_name = kwargs.pop('class_name', None) or DEFAULT_ATTENTION
     return dnnlib.util.construct_class_by_name(class_name=class_name, channels=channels, **kwargs)
 
+# The same rule as stylegan2._msg_split, kept twice on purpose: each network module imports only what upstream
+# has (tests/stylegan_som/networks/test_small.py), so that the pickles embedding it load there.
 def msg_split(img, resolutions, owner):
     """MSG-GAN's input to a discriminator with msg=True: (full-resolution image, {r: image at r x r}) from the
     pyramid [img, at resolutions[0], ...] (a list: G's outputs or the reals' pooled copies), or from one image,
