@@ -218,8 +218,8 @@ def set_mnist_dir(path):
 def get_mnist_dir():
     path = _mnist_dir or os.environ.get(MNIST_DIR_ENV)
     if not path:
-        raise IOError('modes_stacked_mnist and modes_mnist train their digit classifier on the MNIST idx files '
-            '(train-images-idx3-ubyte.gz etc.) and does not know where they are: '
+        raise IOError('the MNIST metrics (modes_mnist, modes_stacked_mnist, pairs_*) train their digit classifier on '
+            'the MNIST idx files (train-images-idx3-ubyte.gz etc.) and do not know where they are: '
             f'pass --mnist=DIR to calc_metrics.py or set {MNIST_DIR_ENV}=DIR')
     if not os.path.isdir(path):
         raise IOError(f'MNIST directory not found: {path}')
