@@ -31,7 +31,9 @@ def share_layers(module_a, module_b, img_resolution, extra_own=()):
             shared.append(name)
     return shared
 
-def _split(img, channels):
+def split_pair(img, channels=None):
+    """Pairs [N, 2 C, H, W] -> (A [N, C, H, W], B [N, C, H, W]); channels: C, checked where given."""
+    channels = img.shape[1] // 2 if channels is None else channels
     misc.assert_shape(img, [None, 2 * channels, None, None])
     return img[:, :channels], img[:, channels:]
 
@@ -137,7 +139,7 @@ class CoupledGenerator(torch.nn.Module):
 
     def to_display(self, img):
         """Pairs [N, 2 C, H, W] -> [N, C, H, 2 W], A left of B, for image grids and generate.py."""
-        img_a, img_b = _split(img, self.img_channels // 2)
+        img_a, img_b = split_pair(img, self.img_channels // 2)
         return torch.cat([img_a, img_b], dim=3)
 
 #----------------------------------------------------------------------------
@@ -168,7 +170,7 @@ class CoupledDiscriminator(torch.nn.Module):
         self.num_heads = getattr(self.a, 'num_heads', 1)
 
     def forward(self, img, c, **block_kwargs):
-        img_a, img_b = _split(img, self.img_channels // 2)
+        img_a, img_b = split_pair(img, self.img_channels // 2)
         return torch.cat([self.a(img_a, c, **block_kwargs), self.b(img_b, c, **block_kwargs)], dim=0)
 
 #----------------------------------------------------------------------------

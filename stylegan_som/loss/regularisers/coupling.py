@@ -8,6 +8,8 @@ import torch.nn.functional as F
 import dnnlib
 from torch_utils import training_stats
 
+from ...networks.coupled import split_pair # pylint: disable=unused-import (the couplings import it from here)
+
 def coupled_synthesis(loss, what):
     """The coupled synthesis network of the loss's G (unwrapped from DDP); a clear error for any other G."""
     synthesis = getattr(loss.G_synthesis, 'module', loss.G_synthesis)
@@ -15,11 +17,6 @@ def coupled_synthesis(loss, what):
         raise ValueError(f'{what}: needs a coupled generator (stylegan_som.networks.coupled, --couple=soft), '
             f'not {type(synthesis).__name__}')
     return synthesis
-
-def split_pair(img):
-    """Pairs [N, 2 C, H, W] -> (A [N, C, H, W], B [N, C, H, W])."""
-    half = img.shape[1] // 2
-    return img[:, :half], img[:, half:]
 
 def build_classifier(factory, device, what):
     """The fixed network of a coupling: `factory` names a callable (device) -> module, e.g. the digit classifier
