@@ -15,8 +15,9 @@ loaded network be rebuilt with current code and its parameters copied over by na
 
 Executing a file's code is what the format does, so `load()` does it only for code known to be safe: the pickle
 may name only tensor, array and container reconstructors (NETWORK_GLOBALS), and an embedded module source runs
-only when it is byte-identical to a module of this installation or its SHA-256 is in KNOWN_SOURCES (releases of
-upstream code bases). `load(f, trust=True)`, or SGSOM_TRUST_PICKLES=1, is plain pickle.load, for files one trusts.
+only when it is byte-identical to a module of this installation, or its SHA-256 is in KNOWN_SOURCES (releases of
+upstream code bases) or in the record of this project's earlier versions (torch_utils/source_history.py).
+`load(f, trust=True)`, or SGSOM_TRUST_PICKLES=1, is plain pickle.load, for files one trusts.
 """
 
 import copy
@@ -30,7 +31,7 @@ import types
 
 import dnnlib
 
-from . import safe_pickle
+from . import safe_pickle, source_history
 
 #----------------------------------------------------------------------------
 
@@ -228,7 +229,7 @@ KNOWN_SOURCES = {
 }
 
 # Packages of this code base (beside torch_utils) whose installed modules' sources are trusted as they are.
-PROJECT_PACKAGES = ('dnnlib', 'torch_utils', 'stylegan_som', 'metrics')
+PROJECT_PACKAGES = source_history.PACKAGES
 
 _TORCH_REBUILDERS = ['_utils._rebuild_tensor', '_utils._rebuild_tensor_v2', '_utils._rebuild_tensor_v3',
     '_utils._rebuild_parameter', '_utils._rebuild_parameter_with_state', '_utils._rebuild_device_tensor_from_numpy',
@@ -254,11 +255,12 @@ def load(f, trust=None, unpickler_class=None):
     return (unpickler_class or NetworkUnpickler)(f).load()
 
 def is_known_source(src):
-    """Whether a module source may run: one of this installation's modules, or a release in KNOWN_SOURCES."""
+    """Whether a module source may run: one of this installation's modules, a release in KNOWN_SOURCES, or an
+    earlier version of this project's modules."""
     known = _known_cache.get(src)
     if known is None:
         digest = hashlib.sha256(src.encode('utf-8')).hexdigest()
-        known = digest in KNOWN_SOURCES or digest in _project_source_digests()
+        known = digest in KNOWN_SOURCES or digest in _project_source_digests() or digest in _recorded_digests()
         _known_cache[src] = known
     return known
 
@@ -266,16 +268,11 @@ _known_cache = dict() # source -> bool; the many objects of a pickle share one s
 
 @functools.lru_cache(maxsize=None)
 def _project_source_digests():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    digests = set()
-    for package in PROJECT_PACKAGES:
-        for dirpath, _dirnames, filenames in os.walk(os.path.join(root, package)):
-            for filename in filenames:
-                if filename.endswith('.py'):
-                    # Text mode, no BOM: what inspect.getsource() embeds.
-                    with open(os.path.join(dirpath, filename), encoding='utf-8-sig') as f:
-                        digests.add(hashlib.sha256(f.read().encode('utf-8')).hexdigest())
-    return frozenset(digests)
+    return frozenset(source_history.tree_sources(persistent_only=False))
+
+@functools.lru_cache(maxsize=None)
+def _recorded_digests():
+    return frozenset(source_history.load_record())
 
 def _reconstruct_known_obj(meta):
     """_reconstruct_persistent_obj for load(): the embedded source must be known before it is executed."""
@@ -285,7 +282,8 @@ def _reconstruct_known_obj(meta):
     if not is_known_source(src):
         digest = hashlib.sha256(src.encode('utf-8')).hexdigest()
         raise UntrustedPickle(f'it embeds the source of class {meta.get("class_name")!r} (sha256 {digest[:16]}...), '
-            'which is neither a module of this installation nor a known StyleGAN2-ADA/SOMGAN release, and would run it')
+            'which is neither a module of this installation or of its earlier versions nor a known StyleGAN2-ADA/SOMGAN '
+            'release, and would run it')
     return _reconstruct_persistent_obj(meta)
 
 def _load_storage_from_bytes(b):
