@@ -74,7 +74,7 @@ DEFAULT_SIGMA_END = 0.3
 
 # The SOM settings of a run that does not choose them (train.py's --som-* defaults, made explicit in the
 # options); sigma_start defaults to default_sigma_start().
-DEFAULTS = dict(topology='grid', sigma_end=DEFAULT_SIGMA_END, normalize=True, g_weights='mean', bmu='logit')
+DEFAULTS = dict(topology='grid', sigma_end=DEFAULT_SIGMA_END, normalize=True, g_weights='mean', bmu='logit', pairs='index')
 
 def default_sigma_start(num_heads, topology='grid', sigma_end=DEFAULT_SIGMA_END):
     """Half the map's diameter: at the start every head learns from most reals. Never below sigma_end, so the
@@ -133,6 +133,29 @@ def bmu_occupancy(logits):
     return wins.to(torch.float32).mean(dim=0)
 
 #----------------------------------------------------------------------------
+
+# Whom a coupled objective (rpgan) compares each sample with: the sample of the other side at the same batch
+# position, or one of the same unit, so that a head's pair is two samples of its own region.
+PAIRINGS = ('index', 'unit')
+
+def match_partners(units, partner_units, num_units):
+    """For each sample of unit units[m] ([M] int64), the index [M] of a partner of the same unit among
+    partner_units ([N] int64): the j-th sample of unit u (in batch order) takes the (j mod n_u)-th of u's n_u
+    partners; a sample whose unit has no partner keeps the one at its own position (m mod N). Deterministic, no
+    host sync."""
+    M, N = units.shape[0], partner_units.shape[0]
+    arange = torch.arange(M, device=units.device)
+    counts = torch.bincount(partner_units, minlength=num_units)
+    starts = counts.cumsum(0) - counts
+    own_counts = torch.bincount(units, minlength=num_units)
+    own_starts = own_counts.cumsum(0) - own_counts
+    own_order = torch.argsort(units, stable=True)
+    rank = torch.empty_like(units)
+    rank[own_order] = arange - own_starts[units[own_order]] # j: how many earlier samples share m's unit
+    have = counts[units]
+    slot = (starts[units] + rank % have.clamp(min=1)).clamp(max=N - 1)
+    picked = torch.argsort(partner_units, stable=True)[slot]
+    return torch.where(have > 0, picked, arange % N)
 
 BMU_RULES = ('logit', 'prototype') # a sample's unit: its highest-scoring head, or its nearest prototype
 

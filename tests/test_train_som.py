@@ -34,6 +34,7 @@ BAD = [
     (dict(loss='vanilla'), '--loss: unknown loss'),
     (dict(som_share='half'), '--som-share'),
     (dict(som_bmu='prototype'), '--som-bmu needs several SOM heads'),
+    (dict(som_pairs='unit'), '--som-pairs needs several SOM heads'),
     (dict(r2_gamma=-1.0), '--r2-gamma must be non-negative'),
     (dict(d_reg_interval=0), '--d-reg-interval must be at least 1'),
 ]
@@ -51,11 +52,11 @@ def test_som_options(folder):
     assert args.D_kwargs.num_heads == 4
     som = args.loss_kwargs.som_kwargs
     assert som == dict(num_heads=4, topology='grid', sigma_start=pytest.approx(2 ** 0.5 / 2), sigma_end=0.3,
-        normalize=True, g_weights='mean', bmu='logit')
+        normalize=True, g_weights='mean', bmu='logit', pairs='index')
     _desc, args = _setup(folder, som_d=5, som_topo='circular', som_sigma_start=2.0, som_sigma_end=0.1, som_normalize=True,
-        som_g_weights='balance', som_bmu='prototype')
+        som_g_weights='balance', som_bmu='prototype', som_pairs='unit')
     assert args.loss_kwargs.som_kwargs == dict(num_heads=5, topology='circular', sigma_start=2.0, sigma_end=0.1,
-        normalize=True, g_weights='balance', bmu='prototype')
+        normalize=True, g_weights='balance', bmu='prototype', pairs='unit')
     # The 2-D toy config has its own defaults (bench/RESULTS.md): the transport rule, and sigma from half the
     # map's diameter (at least 0.3) to 1.0; explicit flags still win.
     toy = _setup('ring8', cfg='toy', som_d=4)[1].loss_kwargs.som_kwargs

@@ -104,7 +104,7 @@ def _apply_norms(opts, args):
 # The --som-* flags that only mean something with several heads, and their som_kwargs entries.
 _SOM_FLAGS = [('--som-topo', 'som_topo', 'topology'), ('--som-sigma-start', 'som_sigma_start', 'sigma_start'),
     ('--som-sigma-end', 'som_sigma_end', 'sigma_end'), ('--som-normalize', 'som_normalize', 'normalize'),
-    ('--som-g-weights', 'som_g_weights', 'g_weights'), ('--som-bmu', 'som_bmu', 'bmu')]
+    ('--som-g-weights', 'som_g_weights', 'g_weights'), ('--som-bmu', 'som_bmu', 'bmu'), ('--som-pairs', 'som_pairs', 'pairs')]
 
 def som_kwargs(opts):
     """loss_kwargs.som_kwargs for --som-d=K > 1, every value explicit: the flags, else the config's
@@ -129,7 +129,7 @@ def som_kwargs(opts):
     given = lambda name, key: defaults[key] if opts[name] is None else opts[name]
     return dnnlib.EasyDict(num_heads=K, topology=topo, sigma_start=sigma_start, sigma_end=sigma_end,
         normalize=bool(given('som_normalize', 'normalize')), g_weights=given('som_g_weights', 'g_weights'),
-        bmu=given('som_bmu', 'bmu'))
+        bmu=given('som_bmu', 'bmu'), pairs=given('som_pairs', 'pairs'))
 
 def _apply_som(opts, args):
     K = 1 if opts.som_d is None else opts.som_d
@@ -172,6 +172,7 @@ GROUP = Group('SOM and plugins', [
     Option('--som-normalize', help='Give every head the same total weight on reals (mean 1 per head over the batch) [default: true]', type=bool, metavar='BOOL'),
     Option('--som-g-weights', help='How G\'s loss weighs the heads: mean (all alike), neighbourhood (the heads around each fake\'s best-matching head), balance (neighbourhood, fakes moved from over- to under-occupied units), transport (each fake sent to one unit by a balanced assignment, then its neighbourhood) [default: transport with --cfg=toy, neighbourhood with stacked-mnist, else mean]', type=click.Choice(list(som.G_WEIGHTINGS))),
     Option('--som-bmu',       help='A sample\'s unit on the map: logit (its highest-scoring head), prototype (its nearest prototype in D\'s features) [default: logit]', type=click.Choice(list(som.BMU_RULES))),
+    Option('--som-pairs',     help='With a coupled loss such as rpgan: index (each real paired with the fake at its batch position), unit (with a fake of its own unit, and each fake with a real of its unit) [default: index]', type=click.Choice(list(som.PAIRINGS))),
     Option('--som-share',     help='trunk: K heads on one shared D trunk; none: K complete discriminators [default: trunk]', type=click.Choice(list(SOM_SHARE))),
     Option('--d-head',        help=lambda: 'D head [default: cmap with --cond=1, else linear]: ' + _names_help(plugins.HEADS), type=lambda: click.Choice(plugins.HEADS.names())),
     Option('--g-blocks',      help=lambda: 'Blocks in G on the features after these resolutions\' blocks, NAME@RES comma-separated: ' + _names_help(plugins.BLOCKS), callback=comma_list, metavar='LIST'),

@@ -244,7 +244,9 @@ class StyleGAN2Loss(Loss):
         if obj.couples or terms: # the objective compares reals with fakes, or a term reads D's view of reals
             with torch.no_grad(): # D is not trained here: what it says of reals is a constant of G's loss
                 real_logits, real_features, _ = self._run_D_for_G(self.reals(batch.real_img), batch.real_c)
-        loss_Gmain = obj.g_term(gen_logits, real_logits, g_weights) # [N, K]; coupled objectives: [K]
+        partners = (self.som.fake_partners(real_logits, gen_logits, g_weights, gen_features, real_features) if obj.couples
+            else real_logits)
+        loss_Gmain = obj.g_term(gen_logits, partners, g_weights) # [N, K]; coupled objectives: [K]
         training_stats.report('Loss/G/loss', loss_Gmain)
         loss_G = loss_Gmain.mean()
         for term in terms:
@@ -311,7 +313,8 @@ class StyleGAN2Loss(Loss):
             if main:
                 if obj.couples:
                     loss_Dgen = obj.d_fake_term(gen_logits, real_logits)
-                loss_Dreal = obj.d_real_term(real_logits, gen_logits if obj.couples else None, weights)
+                partners = self.som.real_partners(gen_logits, real_logits, real_features) if obj.couples else None
+                loss_Dreal = obj.d_real_term(real_logits, partners, weights)
                 if weights is not None:
                     self.som.report(real_logits, real_features)
                 if loss_Dgen.shape == loss_Dreal.shape:

@@ -13,8 +13,10 @@ topology ('grid', 'linear' or 'circular'), sigma_start (default: half the map's 
 (default True: each head's weights rescaled to mean 1 over the round's reals, som.neighbourhood_weights; without
 it a head that wins no reals gets almost no real signal but full fake signal and never wins again), g_weights
 (default 'mean'), bmu ('logit': the highest-scoring head; 'prototype': the nearest of K prototypes of D's
-features that learn from the reals by Kohonen's rule at prototype_rate, som.update_prototypes). Which G rule
-wins depends on the setting (bench/RESULTS.md); train.py picks it per config (--som-g-weights).
+features that learn from the reals by Kohonen's rule at prototype_rate, som.update_prototypes), pairs (for a
+coupled objective such as rpgan: 'index' pairs the real and the fake at one batch position, 'unit' pairs each
+with a sample of the other side in the same unit, som.match_partners). Which G rule wins depends on the setting
+(bench/RESULTS.md); train.py picks it per config (--som-g-weights).
 
 The occupancies and prototypes are training state (state_dict); sigma follows from (cur_nimg, total_nimg)."""
 
@@ -29,7 +31,7 @@ from .. import som
 
 class SOMWeighting:
     def __init__(self, device, num_heads=None, topology='grid', sigma_start=None, sigma_end=som.DEFAULT_SIGMA_END,
-            normalize=True, g_weights='mean', occupancy_decay=0.99, bmu='logit', prototype_rate=0.05):
+            normalize=True, g_weights='mean', occupancy_decay=0.99, bmu='logit', prototype_rate=0.05, pairs='index'):
         if topology not in som.TOPOLOGIES:
             raise ValueError(f'som_kwargs.topology: unknown topology {topology!r}; choose from {", ".join(som.TOPOLOGIES)}')
         if g_weights not in som.G_WEIGHTINGS:
@@ -41,6 +43,8 @@ class SOMWeighting:
             raise ValueError(f'som_kwargs.occupancy_decay must be in [0, 1), got {occupancy_decay}')
         if bmu not in som.BMU_RULES:
             raise ValueError(f'som_kwargs.bmu: unknown value {bmu!r}; choose from {", ".join(som.BMU_RULES)}')
+        if pairs not in som.PAIRINGS:
+            raise ValueError(f'som_kwargs.pairs: unknown value {pairs!r}; choose from {", ".join(som.PAIRINGS)}')
         if not 0 < prototype_rate <= 1:
             raise ValueError(f'som_kwargs.prototype_rate must be in (0, 1], got {prototype_rate}')
         self.device = device
@@ -53,6 +57,7 @@ class SOMWeighting:
         self.occupancy_decay = float(occupancy_decay)
         self.bmu = bmu
         self.prototype_rate = float(prototype_rate)
+        self.pairs = pairs
         self._occupancy = dict(real=None, fake=None) # running shares of best-matching units, [K] float32 each
         self._prototypes = None # [K, F] float32 on the device: with bmu='prototype', a Kohonen map of D's features
         self._distances = None # [K, K] on the device, built for the first K seen
@@ -126,6 +131,28 @@ class SOMWeighting:
             return som.transport_weights(gen_logits, distances, sigma, real)
         fake = self._track_occupancy('fake', gen_logits)
         return som.balance_weights(gen_logits, distances, sigma, real, fake)
+
+    def _units(self, scores):
+        return som.best_matching_units(scores)
+
+    def fake_partners(self, real_logits, gen_logits, g_weights=None, gen_features=None, real_features=None):
+        """The reals' logits reordered so that row m is fake m's partner in G's coupled loss: with pairs='unit' a
+        real of the fake's unit (the head G's loss weighs most for it, else its best-matching head); else as
+        given."""
+        if self.pairs == 'index' or real_logits is None or real_logits.shape[1] == 1:
+            return real_logits
+        fake_units = self._units(g_weights if g_weights is not None else self.bmu_scores(gen_logits, gen_features))
+        real_units = self._units(self.bmu_scores(real_logits, real_features))
+        return real_logits[som.match_partners(fake_units, real_units, real_logits.shape[1])]
+
+    def real_partners(self, gen_logits, real_logits, real_features=None):
+        """The fakes' logits reordered so that row n is real n's partner in D's coupled loss: with pairs='unit' a
+        fake whose highest logit is at real n's unit; else as given."""
+        if self.pairs == 'index' or gen_logits.shape[1] == 1:
+            return gen_logits
+        real_units = self._units(self.bmu_scores(real_logits, real_features))
+        fake_units = self._units(gen_logits)
+        return gen_logits[som.match_partners(real_units, fake_units, gen_logits.shape[1])]
 
     def _track_occupancy(self, side, logits):
         """Running mean (decay occupancy_decay per step) of the share of `side`'s samples each head wins."""

@@ -163,3 +163,13 @@ def test_transport_splits_a_crowd_by_where_each_fake_is():
     # balance_weights gives every fake of the crowd the same mixture instead.
     b = som.balance_weights(logits, distances, 0.1, [0.5, 0.5], [1.0, 0.0])
     assert torch.allclose(b, torch.ones(4, 2), atol=1e-6)
+
+def test_match_partners_by_hand():
+    units = torch.tensor([0, 1, 0, 2, 0])
+    partners = torch.tensor([1, 0, 0, 1, 1])
+    # unit 0's partners are 1 and 2, taken in turn; unit 1's first is 0; unit 2 has none: its own position.
+    assert som.match_partners(units, partners, 3).tolist() == [1, 0, 2, 3, 1]
+    # More samples than partners: a sample without a partner of its unit wraps its position.
+    assert som.match_partners(torch.tensor([2, 0, 2]), torch.tensor([0, 1]), 3).tolist() == [0, 0, 0]
+    every = torch.tensor([3, 1, 2, 0])
+    assert som.match_partners(every, every, 4).tolist() == [0, 1, 2, 3] # one each: itself

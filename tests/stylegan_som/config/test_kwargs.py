@@ -1,6 +1,7 @@
 """The training_loop kwargs and run names of representative command lines are those recorded before train.py's
 options were split into groups (train_kwargs.json, written by kwargs_cases.py from the old train.py), plus
-the snapshot_format that --snap-format (default pkl) sets since issue 28."""
+the snapshot_format that --snap-format (default pkl) sets since issue 28 and the SOM heads' pairs (--som-pairs,
+default index)."""
 
 import json
 import os

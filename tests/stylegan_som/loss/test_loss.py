@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from stylegan_som import plugins
+from stylegan_som import som
 from stylegan_som.loss import StyleGAN2Loss
 from torch_utils import training_stats
 
@@ -304,6 +305,40 @@ def test_generator_loss_weighted_by_each_fakes_neighbourhood(name):
     assert all(torch.equal(a, b) for a, b in zip(*grads))
     with pytest.raises(ValueError, match='som_kwargs.g_weights'):
         _setup(num_heads=2, som_kwargs=dict(g_weights='bmu'))
+
+def test_unit_pairs_compare_samples_of_one_unit():
+    """rpgan with pairs='unit': D pairs each real with a fake whose highest logit is at the real's unit, G each fake
+    with a real of its unit; with pairs='index' the same positions pair (the case has both heads occupied, so the
+    two differ)."""
+    som_kwargs = dict(num_heads=2, topology='linear', sigma_start=SIGMA_HALF, sigma_end=SIGMA_HALF, normalize=False,
+        g_weights='neighbourhood', pairs='unit')
+    G, D, loss, z, c, real = _setup(num_heads=2, seed=0, objective='rpgan', som_kwargs=som_kwargs)
+    with torch.no_grad():
+        fake = G.synthesis(G.mapping(z, c))
+        real_units, fake_units = D(real, c).argmax(1), D(fake, c).argmax(1)
+    to_fake = som.match_partners(real_units, fake_units, 2)
+    to_real = som.match_partners(fake_units, real_units, 2)
+    assert 0 < int(real_units.sum()) < 6 and 0 < int(fake_units.sum()) < 6, 'the case should use both heads'
+    assert to_fake.tolist() != list(range(6)) and to_real.tolist() != list(range(6))
+    assert (fake_units[to_fake] == real_units).all() # every real found a fake of its unit here
+    obj = plugins.LOSSES.build('rpgan')
+    h = torch.where(torch.nn.functional.one_hot(real_units, 2) == 1, 1.0, 0.5) # by hand: BMU 1, neighbour 1/2
+    def direct_D():
+        r, f = D(real, c), D(fake, c)
+        (h * obj.d_real(r, f[to_fake])).mean(0).mean().backward()
+    got = _grads(D, lambda: loss.accumulate_gradients('Dmain', real, c, z, c, sync=True, gain=1.0))
+    _assert_close(got, _grads(D, direct_D))
+    w = torch.where(torch.nn.functional.one_hot(fake_units, 2) == 1, 1.0, 0.5) * (2 / 1.5)
+    def direct_G():
+        r, f = D(real, c).detach(), D(G.synthesis(G.mapping(z, c)), c)
+        (w * obj.g_fake(f, r[to_real])).mean(0).mean().backward()
+    got = _grads(G, lambda: loss.accumulate_gradients('Gmain', real, c, z, c, sync=True, gain=1.0))
+    _assert_close(got, _grads(G, direct_G))
+    by_index = _setup(num_heads=2, seed=0, objective='rpgan', som_kwargs=dict(som_kwargs, pairs='index'))
+    other = _grads(by_index[1], lambda: by_index[2].accumulate_gradients('Dmain', real, c, z, c, sync=True, gain=1.0))
+    assert any(not torch.allclose(a, b) for a, b in zip(_grads(D, lambda: loss.accumulate_gradients('Dmain', real, c, z, c, sync=True, gain=1.0)), other))
+    with pytest.raises(ValueError, match='som_kwargs.pairs'):
+        _setup(num_heads=2, som_kwargs=dict(pairs='nearest'))
 
 def _check_phases_train(loss, G, D, real, c, z, name):
     """G's and D's phases give finite gradients, not all zero."""
