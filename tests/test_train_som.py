@@ -52,12 +52,12 @@ def test_som_options(folder):
     assert args.D_kwargs.num_heads == 4
     som = args.loss_kwargs.som_kwargs
     assert som == dict(num_heads=4, topology='grid', sigma_start=pytest.approx(2 ** 0.5 / 2), sigma_end=0.3,
-        normalize=True, g_weights='mean', bmu='logit', pairs='index')
+        normalize=True, g_weights='transport', bmu='logit', pairs='index')
     _desc, args = _setup(folder, som_d=5, som_topo='circular', som_sigma_start=2.0, som_sigma_end=0.1, som_normalize=True,
         som_g_weights='balance', som_bmu='prototype', som_pairs='unit')
     assert args.loss_kwargs.som_kwargs == dict(num_heads=5, topology='circular', sigma_start=2.0, sigma_end=0.1,
         normalize=True, g_weights='balance', bmu='prototype', pairs='unit')
-    # The 2-D toy config has its own defaults (bench/RESULTS.md): the transport rule, and sigma from half the
+    # The 2-D toy config has its own sigma (bench/RESULTS.md): from half the
     # map's diameter (at least 0.3) to 1.0; explicit flags still win.
     toy = _setup('ring8', cfg='toy', som_d=4)[1].loss_kwargs.som_kwargs
     assert (toy.g_weights, toy.sigma_start, toy.sigma_end) == ('transport', pytest.approx(2 ** 0.5 / 2), 1.0)
@@ -67,9 +67,9 @@ def test_som_options(folder):
     assert (toy.sigma_start, toy.sigma_end) == (0.5, 1.0) # half the diameter, above the floor of 0.3
     toy = _setup('ring8', cfg='toy', som_d=4, som_g_weights='mean', som_sigma_end=2.0)[1].loss_kwargs.som_kwargs
     assert (toy.g_weights, toy.sigma_start, toy.sigma_end) == ('mean', 2.0, 2.0) # never widens from a given end
-    # Stacked MNIST takes the toy's G rule only; sigma as everywhere else.
+    # Stacked MNIST: the same G rule, sigma as everywhere but the toys.
     sm = _setup(folder, cfg='stacked-mnist', som_d=4)[1].loss_kwargs.som_kwargs
-    assert (sm.g_weights, sm.sigma_start, sm.sigma_end) == ('neighbourhood', pytest.approx(2 ** 0.5 / 2), 0.3)
+    assert (sm.g_weights, sm.sigma_start, sm.sigma_end) == ('transport', pytest.approx(2 ** 0.5 / 2), 0.3)
     # A plain run stays plain: upstream's D kwargs, no SOM settings.
     desc, args = _setup(folder)
     assert 'num_heads' not in args.D_kwargs and 'som_kwargs' not in args.loss_kwargs

@@ -63,10 +63,8 @@ SMALL_CFGS = {
 }
 
 # SOM defaults that differ by --cfg (else stylegan_som.som.DEFAULTS), where other values measured better
-# (bench/RESULTS.md): the toys assign fakes to units by balanced transport and end at a wider neighbourhood;
-# stacked MNIST weighs G's loss by the neighbourhood.
-SOM_DEFAULTS_BY_CFG = {'toy': dict(g_weights='transport', sigma_end=1.0, sigma_start_floor=0.3),
-    'stacked-mnist': dict(g_weights='neighbourhood')}
+# (bench/RESULTS.md): the toys end at a wider neighbourhood.
+SOM_DEFAULTS_BY_CFG = {'toy': dict(sigma_end=1.0, sigma_start_floor=0.3)}
 
 # Transfer-learning sources of upstream StyleGAN2-ADA (--resume=<name>).
 RESUME_SPECS = {

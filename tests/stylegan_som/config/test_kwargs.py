@@ -1,7 +1,7 @@
 """The training_loop kwargs and run names of representative command lines are those recorded before train.py's
 options were split into groups (train_kwargs.json, written by kwargs_cases.py from the old train.py), plus
-the snapshot_format that --snap-format (default pkl) sets since issue 28 and the SOM heads' pairs (--som-pairs,
-default index)."""
+the snapshot_format that --snap-format (default pkl) sets since issue 28, the SOM heads' pairs (--som-pairs,
+default index) and G's SOM rule, transport by default for every config since issue 26."""
 
 import json
 import os
