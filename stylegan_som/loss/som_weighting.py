@@ -15,8 +15,8 @@ it a head that wins no reals gets almost no real signal but full fake signal and
 (default 'mean'), bmu ('logit': the highest-scoring head; 'prototype': the nearest of K prototypes of D's
 features that learn from the reals by Kohonen's rule at prototype_rate, som.update_prototypes), pairs (for a
 coupled objective such as rpgan: 'index' pairs the real and the fake at one batch position, 'unit' pairs each
-with a sample of the other side in the same unit, som.match_partners). Which G rule wins depends on the setting
-(bench/RESULTS.md); train.py picks it per config (--som-g-weights).
+with a sample of the other side in the same unit, som.match_partners). The class keeps the SOMGAN paper's rule
+(mean) as its default; train.py's are som.DEFAULTS (transport, bench/RESULTS.md).
 
 The occupancies and prototypes are training state (state_dict); sigma follows from (cur_nimg, total_nimg)."""
 
@@ -132,17 +132,15 @@ class SOMWeighting:
         fake = self._track_occupancy('fake', gen_logits)
         return som.balance_weights(gen_logits, distances, sigma, real, fake)
 
-    def _units(self, scores):
-        return som.best_matching_units(scores)
-
     def fake_partners(self, real_logits, gen_logits, g_weights=None, gen_features=None, real_features=None):
         """The reals' logits reordered so that row m is fake m's partner in G's coupled loss: with pairs='unit' a
         real of the fake's unit (the head G's loss weighs most for it, else its best-matching head); else as
         given."""
-        if self.pairs == 'index' or real_logits is None or real_logits.shape[1] == 1:
+        if self.pairs == 'index' or real_logits.shape[1] == 1:
             return real_logits
-        fake_units = self._units(g_weights if g_weights is not None else self.bmu_scores(gen_logits, gen_features))
-        real_units = self._units(self.bmu_scores(real_logits, real_features))
+        fake_scores = g_weights if g_weights is not None else self.bmu_scores(gen_logits, gen_features)
+        fake_units = som.best_matching_units(fake_scores)
+        real_units = som.best_matching_units(self.bmu_scores(real_logits, real_features))
         return real_logits[som.match_partners(fake_units, real_units, real_logits.shape[1])]
 
     def real_partners(self, gen_logits, real_logits, real_features=None):
@@ -150,8 +148,8 @@ class SOMWeighting:
         fake whose highest logit is at real n's unit; else as given."""
         if self.pairs == 'index' or gen_logits.shape[1] == 1:
             return gen_logits
-        real_units = self._units(self.bmu_scores(real_logits, real_features))
-        fake_units = self._units(gen_logits)
+        real_units = som.best_matching_units(self.bmu_scores(real_logits, real_features))
+        fake_units = som.best_matching_units(gen_logits)
         return gen_logits[som.match_partners(real_units, fake_units, gen_logits.shape[1])]
 
     def _track_occupancy(self, side, logits):
